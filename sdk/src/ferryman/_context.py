@@ -1,0 +1,104 @@
+"""What a function receives: :class:`Context` and its :class:`Step` tools."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ferryman._durations import Duration, parse_duration
+from ferryman._engine import Execution
+from ferryman._events import Event, EventModel, coerce_events
+
+T = TypeVar("T")
+
+
+class Step:
+    """Durable steps. Each call needs an id unique within the function (repeats get ``:1``...)."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+
+    async def run(
+        self, step_id: str, fn: Callable[..., Any], *args: Any, retries: int | None = None
+    ) -> Any:
+        """Run ``fn(*args)`` once; its JSON result is checkpointed and returned on replay.
+
+        Args:
+            step_id: names the step in history and in the console.
+            fn: a function or coroutine function.
+            *args: passed to ``fn``.
+            retries: overrides the function's ``retries`` for this step.
+
+        Raises:
+            StepError: the step failed for good (catch it to carry on).
+        """
+        if retries is not None and not 0 <= retries <= 20:
+            raise ValueError("retries must be between 0 and 20")
+        return await self._execution.run_step(step_id, fn, args, retries=retries)
+
+    async def sleep(self, step_id: str, duration: Duration) -> None:
+        """Pause the run for ``duration`` (``"3 days"``, ``"1h30m"``, a ``timedelta``).
+
+        The run leaves the worker while it sleeps and resumes on any worker.
+        """
+        delta = parse_duration(duration, what=f"sleep {step_id!r}")
+        await self._execution.sleep_until(step_id, self._execution.store.now() + delta)
+
+    async def sleep_until(self, step_id: str, when: datetime | str) -> None:
+        """Pause the run until ``when`` (an aware datetime or ISO 8601 string)."""
+        if isinstance(when, str):
+            when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        await self._execution.sleep_until(step_id, when)
+
+    async def send_event(
+        self, step_id: str, events: Event | EventModel | dict[str, Any] | list[Any]
+    ) -> list[str]:
+        """Send events exactly once per run: a replay returns the ids it sent the first time."""
+        batch = coerce_events(events)
+        run_id = self._execution.run_id
+        store = self._execution.store
+
+        async def send() -> list[str]:
+            # Ids derive from the run and step, so a re-executed step is deduplicated.
+            seed = f"{run_id}/{step_id}/{self._execution._counts.get(step_id, 1)}"
+            stamped = [
+                e if e.id else e.model_copy(
+                    update={"id": hashlib.sha256(f"{seed}/{i}".encode()).hexdigest()[:26]}
+                )
+                for i, e in enumerate(batch)
+            ]
+            return await store.send_events(stamped)
+
+        result: list[str] = await self._execution.run_step(step_id, send, (), op="send_event")
+        return result
+
+
+class Context:
+    """The run a function is executing: its event(s), ids and steps."""
+
+    def __init__(self, execution: Execution, logger: logging.Logger | None = None) -> None:
+        self._execution = execution
+        self.step = Step(execution)
+        self.logger = logger or logging.getLogger("ferryman.function")
+
+    @property
+    def event(self) -> Event:
+        """The event that started the run (the first one, for a batch)."""
+        return self._execution.events[0]
+
+    @property
+    def events(self) -> list[Event]:
+        """All events of the run: one, or the batch for ``batch_events`` functions."""
+        return list(self._execution.events)
+
+    @property
+    def run_id(self) -> str:
+        return self._execution.run_id
+
+    @property
+    def attempt(self) -> int:
+        """Zero-based attempt number of the function (not of a step)."""
+        return self._execution.attempt
