@@ -7,8 +7,10 @@ Kubernetes or the user's code.
 """
 
 from ferryman_jetstream.consumers import (
+    Backlog,
     FunctionTopology,
     backlog,
+    backlog_counts,
     reconcile_function,
     remove_function,
 )
@@ -24,6 +26,7 @@ from ferryman_jetstream.subjects import (
 )
 
 __all__ = [
+    "Backlog",
     "EVENTS_STREAM",
     "TIMERS_STREAM",
     "WORK_STREAM",
@@ -31,6 +34,7 @@ __all__ = [
     "FunctionTopology",
     "InvalidEventName",
     "backlog",
+    "backlog_counts",
     "cancel_timer",
     "ensure_streams",
     "event_subject",

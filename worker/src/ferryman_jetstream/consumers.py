@@ -146,9 +146,21 @@ async def remove_function(js: JetStreamContext, function_id: str) -> None:
     await publish_cron(js, function_id, [])
 
 
-async def backlog(js: JetStreamContext, function_id: str) -> int:
-    """Work waiting for or held by workers of this function: pending plus ack-pending."""
-    total = 0
+@dataclass(frozen=True)
+class Backlog:
+    """Jobs of one function: waiting for a worker (pending) and held by one (in flight)."""
+
+    pending: int = 0
+    in_flight: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.in_flight
+
+
+async def backlog_counts(js: JetStreamContext, function_id: str) -> Backlog:
+    """Pending and ack-pending jobs over the function's consumers (missing ones count 0)."""
+    pending = in_flight = 0
     for stream, name in (
         (EVENTS_STREAM, trigger_consumer(function_id)),
         (WORK_STREAM, work_consumer(function_id)),
@@ -158,5 +170,11 @@ async def backlog(js: JetStreamContext, function_id: str) -> int:
             info = await js.consumer_info(stream, name)
         except NotFoundError:
             continue
-        total += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-    return total
+        pending += int(info.num_pending or 0)
+        in_flight += int(info.num_ack_pending or 0)
+    return Backlog(pending=pending, in_flight=in_flight)
+
+
+async def backlog(js: JetStreamContext, function_id: str) -> int:
+    """Work waiting for or held by workers of this function: pending plus ack-pending."""
+    return (await backlog_counts(js, function_id)).total

@@ -1,0 +1,3 @@
+from ferryman_operator.main import main
+
+main()
