@@ -1,0 +1,159 @@
+"""Checkpoints: the SDK's :class:`StepStore`, over PostgreSQL, fenced by the run's lease.
+
+Every write carries the lease token and only lands while the run's token is still that
+one. A step result is stored once (primary key run + step id): a re-delivered job finds
+it in history and moves on. Timers are recorded in the same transaction as the step that
+needs them and armed in JetStream after the run lets go of its lease, so a timer can never
+fire into a run that is still held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ferryman import Event
+from ferryman._runtime import NewStep, StepRecord
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import jsonutil
+from ferryman_worker.runs import LeaseLost
+
+_FENCE = "EXISTS (SELECT 1 FROM runs WHERE id = %(run)s AND lease_token = %(token)s)"
+
+_UPSERT = (
+    "INSERT INTO steps (run_id, step_id, name, position, op, status, output, error, attempts,"
+    " parallel, wake_at, ended_at) "
+    "SELECT %(run)s, %(step)s, %(name)s, %(pos)s, %(op)s, %(status)s, %(output)s::jsonb,"
+    " %(error)s::jsonb, %(attempts)s, %(parallel)s, %(wake)s,"
+    " CASE WHEN %(status)s IN ('COMPLETED','FAILED') THEN now() END "
+    f"WHERE {_FENCE} "
+    "ON CONFLICT (run_id, step_id) DO UPDATE SET status = EXCLUDED.status,"
+    " output = EXCLUDED.output, error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
+    " wake_at = EXCLUDED.wake_at, ended_at = EXCLUDED.ended_at "
+    "WHERE steps.status NOT IN ('COMPLETED','FAILED') "
+    "RETURNING 1"
+)
+
+
+@dataclass
+class PendingTimer:
+    run_id: str
+    timer_id: str
+    function_id: str
+    fire_at: datetime
+
+
+async def load_history(pool: AsyncConnectionPool, run_id: str) -> list[StepRecord]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT step_id, position, op, status, output, error, attempts, wake_at, parallel, "
+            "name FROM steps WHERE run_id = %s ORDER BY position",
+            (run_id,),
+        )
+        rows = await cur.fetchall()
+    return [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+
+
+async def load_events(pool: AsyncConnectionPool, event_ids: list[str]) -> list[Event]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, name, data, ts FROM events WHERE id = ANY(%s)", (event_ids,)
+        )
+        rows = {r[0]: Event(id=r[0], name=r[1], data=r[2], ts=r[3]) for r in await cur.fetchall()}
+    return [rows[i] for i in event_ids if i in rows]
+
+
+@dataclass
+class RunCheckpoints:
+    """One lease's view of one run's history, as the replay engine writes it."""
+
+    pool: AsyncConnectionPool
+    run_id: str
+    function_id: str
+    token: int
+    sender: Any  # EventBus-like: ``send_events`` stores and publishes
+    timers: list[PendingTimer] = field(default_factory=list)
+    sleeping: bool = False
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _params(self, step: NewStep, status: str, **values: Any) -> dict[str, Any]:
+        return {
+            "run": self.run_id, "token": self.token, "step": step.id, "name": step.name,
+            "pos": step.position, "op": step.op, "status": status, "parallel": step.parallel,
+            "output": values.get("output"), "error": values.get("error"),
+            "attempts": step.attempt + 1, "wake": values.get("wake"),
+        }  # fmt: skip
+
+    async def _write(self, conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
+        cur = await conn.execute(_UPSERT, params)
+        if await cur.fetchone() is None:
+            await self._explain_refusal(conn, params["step"])
+
+    async def _explain_refusal(self, conn: AsyncConnection[Any], step_id: str) -> None:
+        cur = await conn.execute("SELECT lease_token FROM runs WHERE id = %s", (self.run_id,))
+        row = await cur.fetchone()
+        if row is None or row[0] != self.token:
+            raise LeaseLost(f"run {self.run_id}: lease {self.token} was taken over")
+        # Otherwise the step was already stored by an earlier delivery: keep that result.
+
+    async def complete_step(self, step: NewStep, output: Any, output_json: str) -> None:
+        async with self.pool.connection() as conn:
+            await self._write(conn, self._params(step, "COMPLETED", output=output_json))
+
+    async def fail_step(self, step: NewStep, error: dict[str, Any]) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await self._write(conn, self._params(step, "FAILED", error=jsonutil.dumps(error)))
+            await self._attempt(conn, step, error)
+
+    async def retry_step(self, step: NewStep, error: dict[str, Any], at: datetime) -> None:
+        timer_id = f"retry-{step.id}-{step.attempt + 1}"
+        async with self.pool.connection() as conn, conn.transaction():
+            await self._write(conn, self._params(step, "RETRYING", error=jsonutil.dumps(error)))
+            await self._attempt(conn, step, error)
+            await self._timer(conn, timer_id, at)
+
+    async def sleep_step(self, step: NewStep, until: datetime) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await self._write(conn, self._params(step, "SLEEPING", wake=until))
+            await self._timer(conn, f"sleep-{step.id}", until)
+        self.sleeping = True
+
+    async def wake_step(self, step: StepRecord) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE steps SET status = 'COMPLETED', output = 'null', ended_at = now() "
+                f"WHERE run_id = %(run)s AND step_id = %(step)s AND status = 'SLEEPING' "
+                f"AND {_FENCE}",
+                {"run": self.run_id, "step": step.id, "token": self.token},
+            )
+
+    async def send_events(self, events: list[Event]) -> list[str]:
+        ids: list[str] = await self.sender.send(events)
+        return ids
+
+    async def _attempt(self, conn: AsyncConnection[Any], step: NewStep,
+                       error: dict[str, Any]) -> None:
+        await conn.execute(
+            "INSERT INTO step_attempts (run_id, step_id, attempt, error) "
+            "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
+            (self.run_id, step.id, step.attempt, jsonutil.dumps(error)),
+        )
+
+    async def _timer(self, conn: AsyncConnection[Any], timer_id: str, at: datetime) -> None:
+        await conn.execute(
+            "INSERT INTO timers (run_id, timer_id, function_id, fire_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (run_id, timer_id) DO UPDATE SET fire_at = EXCLUDED.fire_at, "
+            "fired_at = NULL",
+            (self.run_id, timer_id, self.function_id, at),
+        )
+        self.timers.append(PendingTimer(self.run_id, timer_id, self.function_id, at))
+
+    async def run_timer(self, timer_id: str, at: datetime) -> None:
+        """A timer for the run itself (function-level retry)."""
+        async with self.pool.connection() as conn:
+            await self._timer(conn, timer_id, at)

@@ -1,0 +1,60 @@
+"""Pull loops: fetch jobs from a durable consumer while there are free slots, hand them on.
+
+One loop per consumer. A job is acked when its handler says it is done, or nak'ed with a
+delay (the run is leased elsewhere, or not hosted here). While a handler works, the
+message's ack deadline is pushed back by ``in_progress``, so a long step is not
+re-delivered to another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from ferryman_worker.slots import Slots
+
+log = logging.getLogger("ferryman.consuming")
+
+BatchHandler = Callable[[list[Msg]], Awaitable[None]]
+FETCH_MAX = 64
+
+
+async def pull_loop(
+    js: JetStreamContext, stream: str, consumer: str, slots: Slots,
+    handle: BatchHandler, stopping: asyncio.Event,
+) -> None:
+    """Fetch batches from ``stream``/``consumer`` until ``stopping`` is set."""
+    sub = None
+    while not stopping.is_set():
+        try:
+            if sub is None:
+                sub = await js.pull_subscribe_bind(consumer, stream=stream)
+            room = await slots.wait_free(FETCH_MAX)
+            if stopping.is_set():
+                break
+            msgs = await sub.fetch(room, timeout=2.0)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            continue
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - NATS restarting, consumer being created
+            log.info("pull from %s/%s failed (%s); retrying", stream, consumer, exc)
+            sub = None
+            await asyncio.sleep(0.5)
+            continue
+        slots.take(len(msgs))
+        await handle(msgs)
+
+
+async def settle(msg: Msg, done: bool, retry_in: float = 0.0) -> None:
+    with contextlib.suppress(Exception):
+        if done:
+            await msg.ack()
+        else:
+            await msg.nak(delay=retry_in)

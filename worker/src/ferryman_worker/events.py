@@ -1,0 +1,118 @@
+"""Events in and out: validate, store in PostgreSQL, publish to the EVENTS stream.
+
+The gateway, ``step.send_event``, ``Ferryman.send`` inside a worker and the internal
+``ferryman/...`` events all pass through :class:`EventBus`. PostgreSQL first (the truth),
+then JetStream with ``Nats-Msg-Id`` = event id, so a resend is dropped by the server.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ferryman import Event
+from ferryman_jetstream import InvalidEventName, event_subject, validate_event_name
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import jsonutil
+from ferryman_worker.ids import new_id
+
+MAX_EVENTS_PER_REQUEST = 5000
+
+
+class BadEvent(ValueError):
+    """An event the API refuses; the message says which one and why."""
+
+
+@dataclass
+class EventLimits:
+    max_event_bytes: int = 512 * 1024
+    max_events: int = MAX_EVENTS_PER_REQUEST
+
+
+def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
+    """Validate what a client sent (one event or a list) into stamped events."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items:
+        raise BadEvent("no events: send one event object or a non-empty array of them")
+    if len(items) > limits.max_events:
+        raise BadEvent(f"{len(items)} events in one request; the limit is {limits.max_events}")
+    now = int(time.time() * 1000)
+    events = []
+    for index, item in enumerate(items):
+        where = f"event {index}" if isinstance(payload, list) else "event"
+        if not isinstance(item, dict):
+            raise BadEvent(f"{where} must be an object like {{\"name\": ..., \"data\": {{}}}}")
+        try:
+            name = validate_event_name(item.get("name"))
+        except InvalidEventName as exc:
+            raise BadEvent(f"{where}: {exc}") from None
+        data = item.get("data", {})
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise BadEvent(f"{where} ({name}): 'data' must be an object, got {type(data).__name__}")
+        event_id = item.get("id") or new_id()
+        if not isinstance(event_id, str) or len(event_id) > 256:
+            raise BadEvent(f"{where} ({name}): 'id' must be a string of at most 256 characters")
+        ts = item.get("ts", now)
+        if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
+            raise BadEvent(f"{where} ({name}): 'ts' must be milliseconds since the epoch")
+        size = len(jsonutil.dumpb(item))
+        if size > limits.max_event_bytes:
+            raise BadEvent(
+                f"{where} ({name}) is {size} bytes; the event size limit is "
+                f"{limits.max_event_bytes} bytes"
+            )
+        events.append(Event(name=name, data=data, id=event_id, ts=ts, user=item.get("user")))
+    return events
+
+
+class EventBus:
+    """Stores events and publishes them; idempotent on event id."""
+
+    def __init__(self, pool: AsyncConnectionPool, js: JetStreamContext) -> None:
+        self.pool = pool
+        self.js = js
+
+    async def store(self, events: list[Event]) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO events (id, name, data, ts) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[]) "
+                "ON CONFLICT (id) DO NOTHING",
+                (
+                    [e.id for e in events],
+                    [e.name for e in events],
+                    [jsonutil.dumps(e.data) for e in events],
+                    [e.ts for e in events],
+                ),
+            )
+
+    async def publish(self, events: list[Event]) -> None:
+        futures = []
+        for event in events:
+            futures.append(
+                await self.js.publish_async(
+                    event_subject(event.name),
+                    jsonutil.dumpb(event.to_wire()),
+                    headers={"Nats-Msg-Id": event.id or ""},
+                )
+            )
+        for future in futures:
+            await future
+
+    async def send(self, events: list[Event]) -> list[str]:
+        """Store, then publish. Ids are assigned to events that have none."""
+        stamped = [e if e.id else e.model_copy(update={"id": new_id()}) for e in events]
+        for event in stamped:
+            validate_event_name(event.name)
+        await self.store(stamped)
+        await self.publish(stamped)
+        return [e.id or "" for e in stamped]
+
+
+def internal_event(name: str, data: dict[str, Any], event_id: str) -> Event:
+    return Event(name=name, data=data, id=event_id)

@@ -1,0 +1,156 @@
+"""Advancing a run: lease it, replay its history, execute what is new, record the ending.
+
+This is where a job ("advance run R") becomes work. The replay engine (in the SDK) does
+the stepping; this module gives it PostgreSQL-backed checkpoints, keeps the lease alive
+while steps execute, and turns the engine's outcome into the run's new state: finished,
+failed (with ``ferryman/function.failed``), retrying later, or sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ferryman import Context, Function
+from ferryman._engine import Execution, Outcome
+from ferryman._runtime import set_sender
+from ferryman.errors import describe
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import metrics, timers
+from ferryman_worker.checkpoints import RunCheckpoints, load_events, load_history
+from ferryman_worker.events import EventBus, internal_event
+from ferryman_worker.runs import LeaseLost, RunStore
+
+log = logging.getLogger("ferryman.worker")
+
+FINISHED_EVENT = "ferryman/function.finished"
+FAILED_EVENT = "ferryman/function.failed"
+
+
+@dataclass
+class Advanced:
+    """What happened to a job: ``done`` (ack it) or ``retry_in`` seconds (nak with delay)."""
+
+    done: bool
+    retry_in: float = 0.0
+
+
+class Advancer:
+    """Advances runs of the functions this worker hosts."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, js: JetStreamContext, bus: EventBus,
+        functions: dict[str, Function], owner: str, lease_seconds: float,
+    ) -> None:
+        self.pool = pool
+        self.js = js
+        self.bus = bus
+        self.runs = RunStore(pool)
+        self.functions = functions
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+
+    async def advance(
+        self, run_id: str, keepalive: Callable[[], Awaitable[Any]] | None = None
+    ) -> Advanced:
+        lease = await self.runs.lease(run_id, self.owner, self.lease_seconds)
+        if lease is None:
+            state = await self.runs.state(run_id)
+            if state is None or state[0] in ("COMPLETED", "FAILED", "CANCELLED"):
+                return Advanced(done=True)
+            return Advanced(done=False, retry_in=max(0.05, min(state[1], self.lease_seconds)))
+        fn = self.functions.get(lease.function_id)
+        if fn is None:
+            await self.runs.release(run_id, lease.token, "QUEUED")
+            log.warning("run %s belongs to %s, which this worker does not host",
+                        run_id, lease.function_id)
+            return Advanced(done=False, retry_in=5.0)
+        history, events = await asyncio.gather(
+            load_history(self.pool, run_id), load_events(self.pool, lease.event_ids)
+        )
+        checkpoints = RunCheckpoints(self.pool, run_id, fn.id, lease.token, self.bus)
+        execution = Execution(fn.config, fn.handler, checkpoints, run_id, events, history,
+                              attempt=lease.attempt)
+        renewer = asyncio.create_task(self._keep_lease(run_id, lease.token, keepalive))
+        started = time.perf_counter()
+        token = set_sender(self.bus)
+        metrics.ACTIVE_RUNS.inc()
+        try:
+            outcome = await self._execute(fn, execution)
+        except LeaseLost:
+            log.warning("run %s: lease lost to another worker; dropping this pass", run_id)
+            return Advanced(done=True)
+        finally:
+            set_sender(None)
+            del token
+            metrics.ACTIVE_RUNS.dec()
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        metrics.RUN_PASSES.labels(fn.id).inc()
+        metrics.STEPS_EXECUTED.labels(fn.id).inc(execution.new_steps)
+        metrics.RUN_PASS_SECONDS.labels(fn.id).observe(time.perf_counter() - started)
+        await self._record(fn, run_id, lease.token, lease.attempt, outcome, checkpoints, events)
+        return Advanced(done=True)
+
+    async def _execute(self, fn: Function, execution: Execution) -> Outcome:
+        try:
+            for event in execution.events:
+                fn.validate_event(event)
+        except Exception as exc:  # noqa: BLE001 - a typed event that does not validate
+            return Outcome("FAILED", error=describe(exc))
+        return await execution.execute(Context(execution))
+
+    async def _keep_lease(
+        self, run_id: str, token: int, keepalive: Callable[[], Awaitable[Any]] | None
+    ) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            with contextlib.suppress(Exception):
+                await self.runs.renew(run_id, token, self.lease_seconds)
+                if keepalive is not None:
+                    await keepalive()
+
+    async def _record(
+        self, fn: Function, run_id: str, token: int, attempt: int, outcome: Outcome,
+        checkpoints: RunCheckpoints, events: list[Any],
+    ) -> None:
+        if outcome.status == "COMPLETED":
+            if await self.runs.finish(run_id, token, "COMPLETED", outcome.output_json, None):
+                metrics.RUNS_FINISHED.labels(fn.id, "COMPLETED").inc()
+                await self._emit(FINISHED_EVENT, fn, run_id, events, output=outcome.output)
+        elif outcome.status == "FAILED":
+            if await self.runs.finish(run_id, token, "FAILED", None, outcome.error):
+                metrics.RUNS_FINISHED.labels(fn.id, "FAILED").inc()
+                if not fn.is_failure_handler:
+                    await self._emit(FAILED_EVENT, fn, run_id, events, error=outcome.error)
+                await self._emit(FINISHED_EVENT, fn, run_id, events, error=outcome.error)
+        elif outcome.status == "RETRY" and outcome.retry_at is not None:
+            await checkpoints.run_timer(f"run-retry-{attempt + 1}", outcome.retry_at)
+            await self.runs.release(run_id, token, "RUNNING", attempt=attempt + 1,
+                                    error=outcome.error)
+        else:
+            status = "SLEEPING" if checkpoints.sleeping else "RUNNING"
+            await self.runs.release(run_id, token, status)
+        await timers.arm(self.js, checkpoints.timers)
+
+    async def _emit(self, name: str, fn: Function, run_id: str, events: list[Any],
+                    **extra: Any) -> None:
+        event = events[0].to_wire() if events else None
+        data = {"function_id": fn.id, "run_id": run_id, "event": event, **extra}
+        try:
+            await self.bus.send([internal_event(name, data, f"{name}:{run_id}")])
+        except Exception as exc:  # noqa: BLE001 - the run's state is already committed
+            log.warning("could not emit %s for run %s: %s", name, run_id, exc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

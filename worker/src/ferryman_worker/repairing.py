@@ -1,0 +1,65 @@
+"""The repair sweep: re-arm what PostgreSQL says is pending and JetStream does not deliver.
+
+PostgreSQL is the truth. A host crash can lose JetStream's newest messages, and a timer
+armed while NATS was down was never armed at all. Every interval, each worker:
+
+- finds timers due more than a grace period ago and not fired, and sends their runs a
+  work job (a late firing is then a harmless duplicate);
+- finds runs that should be moving (queued or running, no lease, no pending timer) but
+  have not changed for a while, and sends them a work job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ferryman_jetstream import subjects as S
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import jsonutil, metrics
+from ferryman_worker.runs import RunStore
+from ferryman_worker.timers import overdue
+
+log = logging.getLogger("ferryman.repair")
+
+
+async def sweep(pool: AsyncConnectionPool, js: JetStreamContext, grace: float) -> int:
+    """One pass; returns how many runs were sent a job."""
+    sent = 0
+    for timer in await overdue(pool, grace):
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE timers SET fired_at = now() WHERE run_id = %s AND timer_id = %s",
+                (timer.run_id, timer.timer_id),
+            )
+        await js.publish(S.work_subject(timer.function_id),
+                         jsonutil.dumpb({"run_id": timer.run_id}))
+        metrics.TIMERS_REARMED.inc()
+        sent += 1
+    runs = RunStore(pool)
+    stalled = await runs.stalled(older_than_seconds=grace * 2)
+    for run_id, function_id in stalled:
+        await js.publish(S.work_subject(function_id), jsonutil.dumpb({"run_id": run_id}))
+        metrics.RUNS_REQUEUED.inc()
+        sent += 1
+    if stalled:
+        await runs.touch([r for r, _ in stalled])
+    return sent
+
+
+async def repair_loop(pool: AsyncConnectionPool, js: JetStreamContext, interval: float,
+                      stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval)
+        if stopping.is_set():
+            return
+        try:
+            count = await sweep(pool, js, grace=max(2.0, interval))
+            if count:
+                log.info("repair sweep re-queued %d runs", count)
+        except Exception as exc:  # noqa: BLE001 - a service is down; try next interval
+            log.warning("repair sweep failed: %s", exc)

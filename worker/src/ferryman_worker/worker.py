@@ -1,0 +1,250 @@
+"""The worker: hosts a module's functions and advances their runs.
+
+It connects to PostgreSQL and NATS, registers its functions, makes sure their JetStream
+consumers and cron schedules exist (unless the operator owns them), and runs one pull
+loop per consumer:
+
+- ``trigger-<fn>``: an event becomes a run (once per function and key) that this worker
+  advances at once, without another trip through NATS;
+- ``work-<fn>``: jobs that advance existing runs (the repair sweep and re-queues);
+- ``timers-<fn>``: fired sleeps and retries, and cron ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+from ferryman import CronTrigger, Event, Ferryman, Function
+from ferryman_jetstream import (
+    CronSchedule,
+    FunctionTopology,
+    ensure_streams,
+    reconcile_function,
+)
+from ferryman_jetstream import subjects as S
+from nats.aio.msg import Msg
+from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import cron, jsonutil, metrics
+from ferryman_worker.consuming import pull_loop, settle
+from ferryman_worker.events import EventBus
+from ferryman_worker.executing import Advancer
+from ferryman_worker.ids import new_id
+from ferryman_worker.migrating import migrate
+from ferryman_worker.repairing import repair_loop
+from ferryman_worker.runs import NewRun, RunStore
+from ferryman_worker.settings import Settings
+from ferryman_worker.slots import Slots
+
+log = logging.getLogger("ferryman.worker")
+
+
+def topology_of(fn: Function, ack_wait: float) -> FunctionTopology:
+    crons = tuple(CronSchedule(t.cron, t.timezone) for t in fn.config.cron_triggers)
+    limits = [c.limit for c in fn.config.concurrency if c.key is None and c.scope == "fn"]
+    return FunctionTopology(
+        function_id=fn.id,
+        events=tuple(t.event for t in fn.config.event_triggers),
+        crons=crons,
+        max_ack_pending=min(limits) if limits else 1000,
+        ack_wait_seconds=ack_wait,
+    )
+
+
+class Worker:
+    def __init__(self, apps: list[Ferryman], settings: Settings) -> None:
+        settings.require("database_url", "nats_url")
+        self.settings = settings
+        self.functions: dict[str, Function] = {}
+        for app in apps:
+            self.functions.update(app.functions)
+        if not self.functions:
+            raise ValueError("no functions to host: the module defines no @fm.function")
+        self.owner = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.stopping = asyncio.Event()
+        self.slots = Slots(settings.concurrency)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.loops: list[asyncio.Task[Any]] = []
+
+    async def start(self, *, run_migrations: bool = True) -> None:
+        s = self.settings
+        if run_migrations:
+            await migrate(s.database_url)
+        self.pool = AsyncConnectionPool(
+            s.database_url, min_size=4, max_size=max(8, min(50, s.concurrency)),
+            kwargs={"autocommit": True}, open=False,
+        )
+        await self.pool.open(wait=True, timeout=30)
+        self.nc = await nats.connect(
+            s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            name=f"ferryman-worker {self.owner}",
+        )
+        self.js = self.nc.jetstream(timeout=10)
+        self.bus = EventBus(self.pool, self.js)
+        self.runs = RunStore(self.pool)
+        self.advancer = Advancer(self.pool, self.js, self.bus, self.functions, self.owner,
+                                 s.lease_seconds)
+        await self._register()
+        if s.manage_topology:
+            await ensure_streams(self.js)
+            for fn in self.functions.values():
+                await reconcile_function(self.js, topology_of(fn, s.lease_seconds))
+        await self._catch_up_cron()
+        for fn in self.functions.values():
+            if fn.config.event_triggers:
+                self._loop(S.EVENTS_STREAM, S.trigger_consumer(fn.id),
+                           lambda msgs, fn=fn: self._on_events(fn, msgs))
+            self._loop(S.WORK_STREAM, S.work_consumer(fn.id), self._on_work)
+            self._loop(S.TIMERS_STREAM, S.timers_consumer(fn.id),
+                       lambda msgs, fn=fn: self._on_timers(fn, msgs))
+        self.loops.append(asyncio.create_task(
+            repair_loop(self.pool, self.js, s.repair_interval_seconds, self.stopping)))
+        log.info("worker %s hosting %d functions: %s", self.owner, len(self.functions),
+                 ", ".join(sorted(self.functions)))
+
+    def _loop(self, stream: str, consumer: str, handler: Any) -> None:
+        self.loops.append(asyncio.create_task(
+            pull_loop(self.js, stream, consumer, self.slots, handler, self.stopping)))
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop pulling, let runs in progress finish (up to ``grace``), then disconnect."""
+        self.stopping.set()
+        await self.slots.give(0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.slots.drained(), grace)
+        for task in self.loops:
+            task.cancel()
+        await asyncio.gather(*self.loops, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        await self.pool.close()
+
+    async def _register(self) -> None:
+        async with self.pool.connection() as conn:
+            for fn in self.functions.values():
+                await conn.execute(
+                    "INSERT INTO functions (id, app_id, name, config) VALUES (%s,%s,%s,%s::jsonb) "
+                    "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
+                    "config = EXCLUDED.config, updated_at = now()",
+                    (fn.id, fn.app_id, fn.name, fn.config.model_dump_json(by_alias=True)),
+                )
+
+    # -- handlers -----------------------------------------------------------------------
+
+    def _spawn(self, msg: Msg, run_id: str) -> None:
+        task = asyncio.create_task(self._advance(msg, run_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _advance(self, msg: Msg, run_id: str) -> None:
+        try:
+            result = await self.advancer.advance(run_id, keepalive=msg.in_progress)
+            await settle(msg, result.done, result.retry_in)
+        except Exception:
+            log.exception("advancing run %s failed; it will be redelivered", run_id)
+            await settle(msg, False, 1.0)
+        finally:
+            await self.slots.give()
+
+    async def _on_events(self, fn: Function, msgs: list[Msg]) -> None:
+        new_runs: list[tuple[Msg, NewRun]] = []
+        for msg in msgs:
+            try:
+                event = Event.model_validate(jsonutil.loads(msg.data))
+            except Exception:  # noqa: BLE001 - not an event we can read: drop it
+                log.warning("dropping unreadable event on %s", msg.subject)
+                await settle(msg, True)
+                await self.slots.give()
+                continue
+            if not fn.accepts(event):
+                metrics.RUNS_SKIPPED.labels("filtered").inc()
+                await settle(msg, True)
+                await self.slots.give()
+                continue
+            new_runs.append((msg, NewRun(new_id(), fn.id, event.id or "", [event.id or ""])))
+        if not new_runs:
+            return
+        try:
+            created = await self.runs.create([r for _, r in new_runs])
+        except Exception:
+            log.exception("could not create runs; events will be redelivered")
+            for msg, _ in new_runs:
+                await settle(msg, False, 1.0)
+                await self.slots.give()
+            return
+        for (msg, _), (run_id, is_new) in zip(new_runs, created, strict=True):
+            if is_new:
+                metrics.RUNS_STARTED.labels(fn.id).inc()
+            self._spawn(msg, run_id)
+
+    async def _on_work(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            try:
+                run_id = jsonutil.loads(msg.data)["run_id"]
+            except Exception:  # noqa: BLE001
+                await settle(msg, True)
+                await self.slots.give()
+                continue
+            self._spawn(msg, run_id)
+
+    async def _on_timers(self, fn: Function, msgs: list[Msg]) -> None:
+        from ferryman_worker.timers import mark_fired
+
+        for msg in msgs:
+            if msg.subject == S.cron_tick_subject(fn.id):
+                await self._on_cron_tick(fn, msg)
+                continue
+            try:
+                body = jsonutil.loads(msg.data)
+                await mark_fired(self.pool, body["run_id"], body["timer_id"])
+            except Exception:  # noqa: BLE001 - Postgres down: redeliver the firing
+                log.warning("could not record timer firing; redelivering", exc_info=True)
+                await settle(msg, False, 1.0)
+                await self.slots.give()
+                continue
+            self._spawn(msg, body["run_id"])
+
+    async def _on_cron_tick(self, fn: Function, msg: Msg) -> None:
+        tick = cron.latest_of(fn.config.cron_triggers, datetime.now(UTC))
+        try:
+            if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=True):
+                run_id = await self._start_cron_run(fn, tick)
+                self._spawn(msg, run_id)
+                return
+            await settle(msg, True)
+        except Exception:
+            log.exception("cron tick for %s failed; redelivering", fn.id)
+            await settle(msg, False, 1.0)
+        await self.slots.give()
+
+    async def _start_cron_run(self, fn: Function, tick: datetime) -> str:
+        key = cron.tick_key(tick)
+        event = Event(name=cron.SCHEDULED_EVENT, id=f"{fn.id}:{key}",
+                      data={"cron": [t.cron for t in fn.config.cron_triggers],
+                            "tick": tick.isoformat()})
+        await self.bus.store([event])
+        [(run_id, created)] = await self.runs.create(
+            [NewRun(new_id(), fn.id, key, [event.id or ""])])
+        if created:
+            metrics.RUNS_STARTED.labels(fn.id).inc()
+        return run_id
+
+    async def _catch_up_cron(self) -> None:
+        """Fire once for the newest tick missed while no worker was up."""
+        now = datetime.now(UTC)
+        for fn in self.functions.values():
+            triggers: list[CronTrigger] = fn.config.cron_triggers
+            if not triggers:
+                continue
+            tick = cron.latest_of(triggers, now)
+            if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=False):
+                run_id = await self._start_cron_run(fn, tick)
+                log.info("cron %s: firing once for missed tick %s", fn.id, tick.isoformat())
+                await self.js.publish(S.work_subject(fn.id), jsonutil.dumpb({"run_id": run_id}))
