@@ -1,0 +1,263 @@
+"""The ``ferryman`` command line.
+
+::
+
+    ferryman dev -m examples.bookings        everything locally, console on :8288
+    ferryman worker -m myapp.functions       a worker (FERRYMAN_DATABASE_URL, FERRYMAN_NATS_URL)
+    ferryman gateway                         the event and REST API
+    ferryman send booking.created --data '{"bookingId": "b1"}'
+    ferryman runs list --status FAILED
+    ferryman runs show RUN_ID [--json]
+    ferryman migrate                         apply database migrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """environment:
+  FERRYMAN_DATABASE_URL   PostgreSQL URL (worker, gateway, migrate)
+  FERRYMAN_NATS_URL       NATS URL (worker, gateway)
+  FERRYMAN_EVENT_KEY      key required in POST /e/{key} (gateway); empty accepts any
+  FERRYMAN_API_URL        gateway URL for send/runs (default http://127.0.0.1:8288)
+
+examples:
+  ferryman dev -m examples.bookings
+  ferryman send booking.created --data '{"bookingId": "b-1"}'
+  ferryman runs list --function bookings-process-booking --status FAILED
+"""
+
+
+def _api(args: argparse.Namespace) -> str:
+    return str(args.url or os.environ.get("FERRYMAN_API_URL") or "http://127.0.0.1:8288").rstrip("/")
+
+
+def _http(method: str, url: str, **kwargs: Any) -> Any:
+    import httpx
+
+    try:
+        response = httpx.request(method, url, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        raise SystemExit(
+            f"error: cannot reach the gateway at {url} ({exc}).\n"
+            "Is `ferryman dev` (or a gateway) running? Set --url or FERRYMAN_API_URL."
+        ) from None
+    body = response.json()
+    if response.status_code >= 400:
+        raise SystemExit(f"error: {body.get('error', body)}")
+    return body
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.data)
+    except ValueError as exc:
+        raise SystemExit(f"error: --data is not JSON ({exc}); e.g. --data '{{\"id\": 1}}'") from None
+    if not isinstance(data, dict):
+        raise SystemExit("error: --data must be a JSON object, e.g. --data '{\"id\": 1}'")
+    event: dict[str, Any] = {"name": args.name, "data": data}
+    if args.id:
+        event["id"] = args.id
+    key = args.event_key or os.environ.get("FERRYMAN_EVENT_KEY") or "dev"
+    body = _http("POST", f"{_api(args)}/e/{key}", json=event)
+    print(body["ids"][0])
+    return 0
+
+
+def _table(runs: list[dict[str, Any]]) -> None:
+    print(f"{'RUN ID':<28}{'FUNCTION':<40}{'STATUS':<11}{'CREATED':<26}")
+    for r in runs:
+        print(f"{r['run_id']:<28}{r['function_id']:<40}{r['status']:<11}{r['created_at'][:25]:<26}")
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in {"function_id": args.function, "status": args.status,
+                                 "limit": args.limit}.items() if v}
+    body = _http("GET", f"{_api(args)}/v1/runs", params=params)
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        _table(body["data"])
+        if body.get("cursor"):
+            print(f"... more: --limit {args.limit * 2} shows more")
+    return 0
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    run = _http("GET", f"{_api(args)}/v1/runs/{args.run_id}")["data"]
+    if args.json:
+        print(json.dumps(run, indent=2))
+        return 0
+    print(f"run       {run['run_id']}\nfunction  {run['function_id']}\nstatus    {run['status']}")
+    print(f"event     {run['event_id']}\nstarted   {run['started_at']}\nended     {run['ended_at']}")
+    if run["error"]:
+        print(f"error     {run['error'].get('name')}: {run['error'].get('message')}")
+    if run["output"] is not None:
+        print(f"output    {json.dumps(run['output'])[:200]}")
+    print("steps:")
+    for s in run["steps"]:
+        extra = f" until {s['wake_at']}" if s["wake_at"] and s["status"] == "SLEEPING" else ""
+        err = f"  ({s['error']['message'][:80]})" if s["error"] else ""
+        print(f"  {s['id']:<30}{s['op']:<11}{s['status']:<10} attempts={s['attempts']}{extra}{err}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ferryman_worker.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(
+            database_url=getattr(args, "database_url", None), nats_url=getattr(args, "nats_url", None),
+            concurrency=getattr(args, "concurrency", None), port=getattr(args, "port", None),
+            host=getattr(args, "host", None),
+        )
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from ferryman_worker.loading import ModuleError, load_apps
+    from ferryman_worker.settings import SettingsError
+    from ferryman_worker.worker import Worker
+
+    settings = _settings(args)
+    try:
+        worker = Worker(load_apps(args.module), settings)
+    except (ModuleError, SettingsError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+    async def main() -> None:
+        await worker.start(run_migrations=not args.no_migrate)
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, done.set)
+        await done.wait()
+        await worker.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ferryman_worker.gateway import Gateway, create_app
+    from ferryman_worker.settings import SettingsError
+
+    settings = _settings(args)
+    try:
+        app = create_app(Gateway(settings))
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ferryman_worker.migrating import migrate
+
+    settings = _settings(args)
+    settings.require("database_url")
+    applied = asyncio.run(migrate(settings.database_url))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from ferryman_worker.devserver import run_dev
+    from ferryman_worker.loading import ModuleError, load_apps
+
+    try:
+        load_apps(args.module)  # fail fast, before starting servers
+    except ModuleError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    try:
+        return asyncio.run(run_dev(args.module, args.port, Path(args.data_dir), not args.no_reload))
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ferryman", description="Durable, event-driven functions for Kubernetes.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, NATS, gateway, worker",
+                         description="Start PostgreSQL and NATS (data under --data-dir), the "
+                         "gateway on --port, and a worker for MODULE that reloads on change.")
+    dev.add_argument("-m", "--module", required=True, help="dotted module, e.g. examples.bookings")
+    dev.add_argument("--port", type=int, default=8288, help="gateway port (default 8288)")
+    dev.add_argument("--data-dir", default=".ferryman", help="where data lives (default .ferryman)")
+    dev.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
+    dev.set_defaults(func=cmd_dev)
+
+    worker = sub.add_parser("worker", help="run a worker for a module's functions")
+    worker.add_argument("-m", "--module", required=True, help="dotted module with a Ferryman app")
+    worker.add_argument("--database-url", help="PostgreSQL URL (FERRYMAN_DATABASE_URL)")
+    worker.add_argument("--nats-url", help="NATS URL (FERRYMAN_NATS_URL)")
+    worker.add_argument("--concurrency", type=int, help="runs advanced at once (default 200)")
+    worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    worker.set_defaults(func=cmd_worker)
+
+    gateway = sub.add_parser("gateway", help="serve the event and REST API")
+    gateway.add_argument("--database-url", help="PostgreSQL URL (FERRYMAN_DATABASE_URL)")
+    gateway.add_argument("--nats-url", help="NATS URL (FERRYMAN_NATS_URL)")
+    gateway.add_argument("--host", help="listen address (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="port (default 8288)")
+    gateway.set_defaults(func=cmd_gateway)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--database-url", help="PostgreSQL URL (FERRYMAN_DATABASE_URL)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    send = sub.add_parser("send", help="send an event")
+    send.add_argument("name", help="event name, e.g. booking.created")
+    send.add_argument("--data", default="{}", help="JSON object (default {})")
+    send.add_argument("--id", help="event id; a reused id starts no new run within 24 h")
+    send.add_argument("--event-key", help="event key (FERRYMAN_EVENT_KEY, default 'dev')")
+    send.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
+    send.set_defaults(func=cmd_send)
+
+    runs = sub.add_parser("runs", help="list and inspect runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    ls = runs_sub.add_parser("list", help="newest runs first")
+    ls.add_argument("--function", help="function id, e.g. bookings-process-booking")
+    ls.add_argument("--status", choices=["QUEUED", "RUNNING", "SLEEPING", "WAITING",
+                                         "COMPLETED", "FAILED", "CANCELLED"])
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
+    ls.set_defaults(func=cmd_runs_list)
+    show = runs_sub.add_parser("show", help="a run and its steps")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    show.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
+    show.set_defaults(func=cmd_runs_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command in ("worker", "dev") else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+    logging.getLogger("nats").setLevel(logging.ERROR)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The gateway's HTTP app (Starlette), shaped after Inngest's REST API.
+
+| call | answer |
+|---|---|
+| ``POST /e/{event_key}`` | ``{"ids": [...], "status": 200}``; 4xx ``{"error": ...}`` |
+| ``GET /v1/events?name=`` | recent events |
+| ``GET /v1/events/{id}/runs`` | the runs an event started |
+| ``GET /v1/runs/{id}`` | a run with its steps |
+| ``GET /v1/runs?function_id=&status=&after=&before=&limit=&cursor=`` | a page of runs |
+| ``GET /health`` ``/ready`` ``/metrics`` | liveness, readiness, Prometheus text |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import nats
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ferryman_worker import metrics, queries
+from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
+from ferryman_worker.settings import Settings
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+class Gateway:
+    """Connections and handlers; ``create_app`` wires them into Starlette."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.require("database_url", "nats_url")
+        self.settings = settings
+        self.limits = EventLimits(max_event_bytes=settings.max_event_bytes)
+
+    async def open(self) -> None:
+        self.pool = AsyncConnectionPool(self.settings.database_url, min_size=2, max_size=20,
+                                        kwargs={"autocommit": True}, open=False)
+        await self.pool.open(wait=True, timeout=30)
+        self.nc = await nats.connect(self.settings.nats_url, max_reconnect_attempts=-1,
+                                     reconnect_time_wait=0.5, name="ferryman-gateway")
+        self.js = self.nc.jetstream(timeout=10)
+        self.bus = EventBus(self.pool, self.js)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        await self.pool.close()
+
+    async def send_events(self, request: Request) -> Response:
+        key = request.path_params["event_key"]
+        if self.settings.event_key and key != self.settings.event_key:
+            metrics.EVENTS_REJECTED.inc()
+            return error(401, "unknown event key; send to /e/<your FERRYMAN_EVENT_KEY>")
+        body = await request.body()
+        max_body = self.limits.max_event_bytes * 2 + 5000 * 1024
+        if len(body) > max_body:
+            metrics.EVENTS_REJECTED.inc()
+            return error(413, f"request body is {len(body)} bytes; split it into smaller batches")
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            metrics.EVENTS_REJECTED.inc()
+            return error(400, f"body is not valid JSON ({exc}); send {{\"name\": ..., \"data\": {{}}}}")
+        try:
+            events = parse_events(payload, self.limits)
+        except BadEvent as exc:
+            metrics.EVENTS_REJECTED.inc()
+            return error(400, str(exc))
+        try:
+            await self.bus.store(events)
+            await self.bus.publish(events)
+        except Exception as exc:  # noqa: BLE001 - tell the client to retry with the same ids
+            return error(503, f"could not accept events right now ({type(exc).__name__}); "
+                              "retry the same request: event ids make it safe")
+        metrics.EVENTS_RECEIVED.inc(len(events))
+        return JSONResponse({"ids": [e.id for e in events], "status": 200})
+
+    async def get_run(self, request: Request) -> Response:
+        run = await queries.get_run(self.pool, request.path_params["run_id"])
+        if run is None:
+            return error(404, f"no run {request.path_params['run_id']!r}")
+        return JSONResponse({"data": run})
+
+    async def list_runs(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            status = q.get("status")
+            if status and status not in queries.STATUSES:
+                raise ValueError(f"status must be one of {', '.join(queries.STATUSES)}")
+            limit = int(q.get("limit", "50"))
+            if not 1 <= limit <= 1000:
+                raise ValueError("limit must be between 1 and 1000")
+            runs, cursor = await queries.list_runs(
+                self.pool, function_id=q.get("function_id"), status=status,
+                after=_time(q.get("after"), "after"), before=_time(q.get("before"), "before"),
+                limit=limit, cursor=q.get("cursor"),
+            )
+        except ValueError as exc:
+            return error(400, str(exc))
+        return JSONResponse({"data": runs, "cursor": cursor})
+
+    async def event_runs(self, request: Request) -> Response:
+        runs = await queries.event_runs(self.pool, request.path_params["event_id"])
+        if runs is None:
+            return error(404, f"no event {request.path_params['event_id']!r}")
+        return JSONResponse({"data": runs})
+
+    async def list_events(self, request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "50"))
+        except ValueError:
+            return error(400, "limit must be a number")
+        events = await queries.list_events(self.pool, request.query_params.get("name"),
+                                           max(1, min(limit, 1000)))
+        return JSONResponse({"data": events})
+
+    async def ready(self, request: Request) -> Response:
+        problems = []
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"postgres: {exc}")
+        if not self.nc.is_connected:
+            problems.append("nats: not connected")
+        if problems:
+            return JSONResponse({"ready": False, "problems": problems}, status_code=503)
+        return JSONResponse({"ready": True})
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO 8601 time, like 2026-01-31T12:00:00Z") from None
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics_text(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.open()
+        yield
+        await gateway.close()
+
+    routes: list[Any] = [
+        Route("/e/{event_key}", gateway.send_events, methods=["POST"]),
+        Route("/v1/events", gateway.list_events),
+        Route("/v1/events/{event_id:path}/runs", gateway.event_runs),
+        Route("/v1/runs", gateway.list_runs),
+        Route("/v1/runs/{run_id}", gateway.get_run),
+        Route("/health", health),
+        Route("/ready", gateway.ready),
+        Route("/metrics", metrics_text),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
