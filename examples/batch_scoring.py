@@ -41,9 +41,10 @@ async def score_batch(ctx: ferryman.Context) -> dict[str, Any]:
     scores = await asyncio.gather(
         *(ctx.step.run(f"score-{pid}", services.score_property, pid) for pid in ids)
     )
-    return await ctx.step.run(
+    report: dict[str, Any] = await ctx.step.run(
         "report", build_report, data["batchId"], dict(zip(ids, scores, strict=True))
     )
+    return report
 
 
 @fm.function(id="score-batch", trigger=ferryman.on_event("properties.batch.process"))

@@ -19,6 +19,7 @@ Script failures with e.g. ``services.script("partner.get", fail=2, error="rate_l
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import ferryman
@@ -42,7 +43,7 @@ def call_partner(method: str, path: str, body: dict[str, Any] | None = None) -> 
     id="sync-listing",
     trigger=ferryman.on_event("listing.sync.requested"),
     retries=5,
-    backoff=ferryman.Backoff(initial="1s", factor=2, max="1h"),
+    backoff=ferryman.Backoff(initial=timedelta(seconds=1), factor=2, max=timedelta(hours=1)),
 )
 async def sync_listing(ctx: ferryman.Context) -> dict[str, Any]:
     listing_id = ctx.event.data["listingId"]

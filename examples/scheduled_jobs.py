@@ -41,7 +41,7 @@ def collect_metrics(day: str) -> dict[str, Any]:
 async def daily_report(ctx: ferryman.Context) -> dict[str, Any]:
     # The event's timestamp, not the clock: replays must compute the same day.
     day = _event_day(ctx)
-    metrics = await ctx.step.run("collect-metrics", collect_metrics, day)
+    metrics: dict[str, Any] = await ctx.step.run("collect-metrics", collect_metrics, day)
     await ctx.step.run(
         "send-report",
         services.send_email,
