@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -259,3 +260,47 @@ async def test_the_context_exposes_the_event_run_id_and_attempt() -> None:
     )
 
     assert result.output == {"event": {"k": 1}, "events": 1, "run": "run-42", "attempt": 0}
+
+
+# TODO(sdk): the three tests below describe behaviour the SDK does not have yet.
+
+
+@pytest.mark.xfail(strict=True, reason="SDK: strict_order is off once history has a parallel step")
+async def test_non_determinism_is_caught_after_parallel_steps_too() -> None:
+    runtime = InMemoryRuntime()
+
+    @fm.function(id="parallel-one", trigger=on())
+    async def parallel_one(ctx: ferryman.Context) -> None:
+        await asyncio.gather(*(ctx.step.run(s, asyncio.sleep, 0.001) for s in "ab"))
+        await ctx.step.run("email", lambda: "sent")
+
+    @fm.function(id="parallel-two", trigger=on())
+    async def parallel_two(ctx: ferryman.Context) -> None:
+        await asyncio.gather(*(ctx.step.run(s, asyncio.sleep, 0.001) for s in "ab"))
+        await ctx.step.run("sms", lambda: "texted")
+
+    await run_function(parallel_one, EVENT, runtime=runtime)
+    result = await run_function(parallel_two, EVENT, runtime=runtime)
+
+    assert result.status == "FAILED"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="SDK: NonDeterminismError is an Exception user code can swallow"
+)
+async def test_a_broad_except_cannot_hide_non_determinism() -> None:
+    runtime = InMemoryRuntime()
+
+    @fm.function(id="before-change", trigger=on())
+    async def before_change(ctx: ferryman.Context) -> None:
+        await ctx.step.run("email", lambda: "sent")
+
+    @fm.function(id="after-change", trigger=on())
+    async def after_change(ctx: ferryman.Context) -> None:
+        with contextlib.suppress(Exception):  # the mistake under test
+            await ctx.step.run("sms", lambda: "texted")
+
+    await run_function(before_change, EVENT, runtime=runtime)
+    result = await run_function(after_change, EVENT, runtime=runtime)
+
+    assert result.status == "FAILED"
