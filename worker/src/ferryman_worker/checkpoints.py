@@ -9,17 +9,21 @@ fire into a run that is still held.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ferryman import Event
 from ferryman._runtime import NewStep, StepRecord
+import nats.errors
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ferryman_worker import jsonutil
-from ferryman_worker.runs import LeaseLost
+from ferryman_worker.runs import LeaseLost, StoreUnavailable
 
 _FENCE = "EXISTS (SELECT 1 FROM runs WHERE id = %(run)s AND lease_token = %(token)s)"
 
@@ -36,6 +40,15 @@ _UPSERT = (
     "WHERE steps.status NOT IN ('COMPLETED','FAILED') "
     "RETURNING 1"
 )
+
+
+@contextlib.asynccontextmanager
+async def _guard() -> AsyncIterator[None]:
+    """Turn a database or NATS outage into StoreUnavailable, which user code cannot catch."""
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout, nats.errors.Error) as exc:
+        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
@@ -102,29 +115,29 @@ class RunCheckpoints:
         # Otherwise the step was already stored by an earlier delivery: keep that result.
 
     async def complete_step(self, step: NewStep, output: Any, output_json: str) -> None:
-        async with self.pool.connection() as conn:
+        async with _guard(), self.pool.connection() as conn:
             await self._write(conn, self._params(step, "COMPLETED", output=output_json))
 
     async def fail_step(self, step: NewStep, error: dict[str, Any]) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "FAILED", error=jsonutil.dumps(error)))
             await self._attempt(conn, step, error)
 
     async def retry_step(self, step: NewStep, error: dict[str, Any], at: datetime) -> None:
         timer_id = f"retry-{step.id}-{step.attempt + 1}"
-        async with self.pool.connection() as conn, conn.transaction():
+        async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "RETRYING", error=jsonutil.dumps(error)))
             await self._attempt(conn, step, error)
             await self._timer(conn, timer_id, at)
 
     async def sleep_step(self, step: NewStep, until: datetime) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "SLEEPING", wake=until))
             await self._timer(conn, f"sleep-{step.id}", until)
         self.sleeping = True
 
     async def wake_step(self, step: StepRecord) -> None:
-        async with self.pool.connection() as conn:
+        async with _guard(), self.pool.connection() as conn:
             await conn.execute(
                 "UPDATE steps SET status = 'COMPLETED', output = 'null', ended_at = now() "
                 f"WHERE run_id = %(run)s AND step_id = %(step)s AND status = 'SLEEPING' "
@@ -133,7 +146,8 @@ class RunCheckpoints:
             )
 
     async def send_events(self, events: list[Event]) -> list[str]:
-        ids: list[str] = await self.sender.send(events)
+        async with _guard():
+            ids: list[str] = await self.sender.send(events)
         return ids
 
     async def _attempt(self, conn: AsyncConnection[Any], step: NewStep,

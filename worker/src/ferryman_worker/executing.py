@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from ferryman_worker import metrics, timers
 from ferryman_worker.checkpoints import RunCheckpoints, load_events, load_history
 from ferryman_worker.events import EventBus, internal_event
-from ferryman_worker.runs import LeaseLost, RunStore
+from ferryman_worker.runs import LeaseLost, RunStore, StoreUnavailable
 
 log = logging.getLogger("ferryman.worker")
 
@@ -88,6 +88,9 @@ class Advancer:
         except LeaseLost:
             log.warning("run %s: lease lost to another worker; dropping this pass", run_id)
             return Advanced(done=True)
+        except StoreUnavailable as exc:
+            log.warning("run %s: checkpoint failed (%s); the job will be retried", run_id, exc)
+            return Advanced(done=False, retry_in=1.0)
         finally:
             set_sender(None)
             del token

@@ -41,6 +41,10 @@ class LeaseLost(BaseException):  # noqa: N818 - unwinds the run like the SDK's s
     """Another worker holds the run now; this worker must drop it without writing."""
 
 
+class StoreUnavailable(BaseException):  # noqa: N818
+    """PostgreSQL or NATS failed under a checkpoint; the job is retried, the user never sees it."""
+
+
 class RunStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -89,9 +93,9 @@ class RunStore:
                 "status = CASE WHEN status IN ('QUEUED','SLEEPING') THEN 'RUNNING' ELSE status END,"
                 " started_at = coalesce(started_at, now()), updated_at = now() "
                 "WHERE id = %s AND status NOT IN ('COMPLETED','FAILED','CANCELLED') "
-                "AND (lease_expires IS NULL OR lease_expires < now()) "
+                "AND (lease_expires IS NULL OR lease_expires < now() OR lease_owner = %s) "
                 "RETURNING function_id, lease_token, attempt, event_ids, status",
-                (owner, seconds, run_id),
+                (owner, seconds, run_id, owner),
             )
             row = await cur.fetchone()
         if row is None:
