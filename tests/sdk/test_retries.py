@@ -183,11 +183,11 @@ async def test_a_non_retriable_error_outside_steps_fails_the_run_at_once() -> No
 
 
 async def test_a_step_cannot_ask_for_more_than_20_retries() -> None:
-    @fm.function(id="step-retries-21", trigger=ferryman.on_event("test.started"), retries=0)
+    @fm.function(id="step-retries-21", trigger=ferryman.on_event("test.started"))  # 4 retries
     async def step_retries_21(ctx: ferryman.Context) -> None:
         await ctx.step.run("call", lambda: None, retries=21)
 
     result = await run_function(step_retries_21, EVENT)
 
     assert result.status == "FAILED"
-    assert result.error["message"] == "retries must be between 0 and 20"
+    assert result.error["message"] == "step 'call': retries must be between 0 and 20"

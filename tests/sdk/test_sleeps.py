@@ -103,7 +103,6 @@ async def test_the_clock_inside_the_run_is_the_virtual_clock() -> None:
 
 
 # TODO(sdk): a bad duration is a ValueError in function code, so the whole run is retried.
-@pytest.mark.xfail(strict=True, reason="SDK: step.sleep raises ValueError, not NonRetriableError")
 async def test_a_sleep_with_a_bad_duration_fails_at_once() -> None:
     @fm.function(id="sleep-bad-once", trigger=ferryman.on_event("test.started"))  # 4 retries
     async def sleep_bad_once(ctx: ferryman.Context) -> None:

@@ -265,7 +265,6 @@ async def test_the_context_exposes_the_event_run_id_and_attempt() -> None:
 # TODO(sdk): the three tests below describe behaviour the SDK does not have yet.
 
 
-@pytest.mark.xfail(strict=True, reason="SDK: strict_order is off once history has a parallel step")
 async def test_non_determinism_is_caught_after_parallel_steps_too() -> None:
     runtime = InMemoryRuntime()
 
@@ -285,9 +284,6 @@ async def test_non_determinism_is_caught_after_parallel_steps_too() -> None:
     assert result.status == "FAILED"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="SDK: NonDeterminismError is an Exception user code can swallow"
-)
 async def test_a_broad_except_cannot_hide_non_determinism() -> None:
     runtime = InMemoryRuntime()
 

@@ -7,12 +7,14 @@ wrong option fails where the function is declared, with a message that names the
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ferryman._durations import Duration, parse_duration
+
+_T = TypeVar("_T", bound=BaseModel)
 
 MAX_TRIGGERS = 10
 MAX_RETRIES = 20
@@ -93,7 +95,7 @@ def on_event(event: str | type, *, if_: str | None = None) -> EventTrigger:
         event = getattr(event, "event_name", None) or ""
         if not event:
             raise ValueError(f"{schema.__name__} has no event_name; set it as a class variable")
-    return EventTrigger.model_validate({"event": event, "if": if_, "schema": schema})
+    return _validated(EventTrigger, {"event": event, "if": if_, "schema": schema})
 
 
 def on_cron(cron: str, *, timezone: str | None = None) -> CronTrigger:
@@ -101,7 +103,23 @@ def on_cron(cron: str, *, timezone: str | None = None) -> CronTrigger:
     data: dict[str, Any] = {"cron": cron}
     if timezone is not None:
         data["timezone"] = timezone
-    return CronTrigger.model_validate(data)
+    return _validated(CronTrigger, data)
+
+
+def _validated(model: type[_T], data: dict[str, Any]) -> _T:
+    """Build ``model`` or raise InvalidFunctionError with a one-line explanation."""
+    from pydantic import ValidationError
+
+    from ferryman.errors import InvalidFunctionError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise InvalidFunctionError(f"{model.__name__}: {reasons}") from None
 
 
 class Backoff(_Frozen):

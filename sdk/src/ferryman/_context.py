@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from ferryman._durations import Duration, parse_duration
 from ferryman._engine import Execution
 from ferryman._events import Event, EventModel, coerce_events
+from ferryman.errors import NonRetriableError
 
 T = TypeVar("T")
 
@@ -36,7 +37,7 @@ class Step:
             StepError: the step failed for good (catch it to carry on).
         """
         if retries is not None and not 0 <= retries <= 20:
-            raise ValueError("retries must be between 0 and 20")
+            raise NonRetriableError(f"step {step_id!r}: retries must be between 0 and 20")
         return await self._execution.run_step(step_id, fn, args, retries=retries)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
@@ -44,13 +45,21 @@ class Step:
 
         The run leaves the worker while it sleeps and resumes on any worker.
         """
-        delta = parse_duration(duration, what=f"sleep {step_id!r}")
+        try:
+            delta = parse_duration(duration, what=f"sleep {step_id!r}")
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
         await self._execution.sleep_until(step_id, self._execution.store.now() + delta)
 
     async def sleep_until(self, step_id: str, when: datetime | str) -> None:
         """Pause the run until ``when`` (an aware datetime or ISO 8601 string)."""
         if isinstance(when, str):
-            when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            try:
+                when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            except ValueError:
+                raise NonRetriableError(
+                    f"sleep_until({step_id!r}): {when!r} is not an ISO 8601 time"
+                ) from None
         await self._execution.sleep_until(step_id, when)
 
     async def send_event(

@@ -106,6 +106,8 @@ class Execution:
         self._idle = asyncio.Event()
         self._idle.set()
         self.suspended = False
+        self.fatal: BaseException | None = None
+        self.encountered: set[str] = set()
         self.new_steps = 0
 
     # -- identity -----------------------------------------------------------------------
@@ -117,6 +119,7 @@ class Execution:
         n = self._counts.get(step_id, 0)
         self._counts[step_id] = n + 1
         unique = step_id if n == 0 else f"{step_id}:{n}"
+        self.encountered.add(unique)
         position = self._position
         self._position += 1
         return unique, position
@@ -127,15 +130,30 @@ class Execution:
             raise _Suspend()
         recorded = self.by_position.get(position)
         if self.strict_order and recorded is not None and recorded != unique:
-            raise NonDeterminismError(
+            self._fatal(NonDeterminismError(
                 f"replay of run {self.run_id} met step {unique!r} at position {position}, "
                 f"where history recorded step {recorded!r}; the function's code changed "
                 "under a run in flight, or code outside steps is not deterministic"
-            )
+            ))
         if len(self.memo) + self.new_steps >= self.limits.max_steps:
-            raise LimitExceededError(
+            self._fatal(LimitExceededError(
                 f"run {self.run_id} reached the limit of {self.limits.max_steps} steps per run"
-            )
+            ))
+
+    def _fatal(self, exc: BaseException) -> None:
+        """Raise ``exc`` and remember it: a user's ``except Exception`` cannot hide it."""
+        self.fatal = self.fatal or exc
+        raise exc
+
+    def _unreplayed(self) -> NonDeterminismError | None:
+        """History steps this pass never met: the code no longer has them."""
+        missing = sorted(set(self.memo) - self.encountered)
+        if not missing:
+            return None
+        return NonDeterminismError(
+            f"run {self.run_id} finished without meeting step(s) {', '.join(missing)} that "
+            "history recorded; the function's code changed under a run in flight"
+        )
 
     # -- executing ----------------------------------------------------------------------
 
@@ -167,6 +185,13 @@ class Execution:
             )
         return json.loads(encoded), encoded
 
+    def _checked_output(self, unique: str, value: Any) -> tuple[Any, str]:
+        try:
+            return self._record_output(unique, value)
+        except LimitExceededError as exc:
+            self._fatal(exc)
+            raise
+
     async def run_step(
         self,
         step_id: str,
@@ -197,7 +222,7 @@ class Execution:
                 value = fn(*args)
                 if inspect.isawaitable(value):
                     value = await value
-                output, encoded = self._record_output(unique, value)
+                output, encoded = self._checked_output(unique, value)
             except (NonDeterminismError, LimitExceededError):
                 raise
             except Exception as exc:  # noqa: BLE001 - any user failure is recorded
@@ -254,6 +279,16 @@ class Execution:
 
     async def execute(self, ctx: Any) -> Outcome:
         """Run the function once over history; return how this pass ended."""
+        outcome = await self._pass(ctx)
+        if self.fatal is not None:
+            return Outcome("FAILED", error=describe(self.fatal))
+        if outcome.status == "COMPLETED":
+            missing = self._unreplayed()
+            if missing is not None:
+                return Outcome("FAILED", error=describe(missing))
+        return outcome
+
+    async def _pass(self, ctx: Any) -> Outcome:
         try:
             value = await self.handler(ctx)
         except _Suspend:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import nats
+from ferryman_jetstream import ensure_streams
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
@@ -50,6 +51,8 @@ class Gateway:
         self.nc = await nats.connect(self.settings.nats_url, max_reconnect_attempts=-1,
                                      reconnect_time_wait=0.5, name="ferryman-gateway")
         self.js = self.nc.jetstream(timeout=10)
+        # Events sent before any worker started must have a stream to land in.
+        await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js)
 
     async def close(self) -> None:
