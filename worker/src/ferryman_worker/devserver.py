@@ -85,6 +85,9 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
         _say(f"send an event:  ferryman send <event-name> --data '{{}}'   "
              f"or POST http://127.0.0.1:{port}/e/dev")
         _say("PostgreSQL " + pg.url + "   NATS " + nats_server.url)
+        # uvicorn re-raises SIGTERM after shutting down; with the default handler that would
+        # kill us before PostgreSQL and NATS are stopped below.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         try:
             await server.serve()
         finally:

@@ -60,13 +60,29 @@ class Server:
     def preexec(self) -> None:
         """Runs in the child before exec."""
 
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.pid"
+
+    def _reap_orphan(self) -> None:
+        """Stop a server a crashed parent left running on this data folder."""
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)
+
     def start(self) -> None:
+        self._reap_orphan()
         self.prepare()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=self.preexec,
             )
+        self.pid_file.write_text(str(self.proc.pid))
         _wait_port(self.port, self.proc, self.name, self.log)
         self.ready()
 
