@@ -8,9 +8,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from ferryman_worker.embedded import NatsServer, PostgresServer
 from ferryman_worker.migrating import migrate
-
 from tests.harness import Stack, new_database
 
 TEMPLATE = "ferryman_template"
@@ -38,7 +38,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def stack(
-    pg_server: PostgresServer, nats_server: NatsServer, tmp_path: Path,
+    pg_server: PostgresServer,
+    nats_server: NatsServer,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Stack]:
     s = Stack(pg_server, new_database(pg_server, TEMPLATE), nats_server, tmp_path)

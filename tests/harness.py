@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
 from ferryman import Event, Ferryman
 from ferryman_worker.embedded import NatsServer, PostgresServer
 from ferryman_worker.events import EventBus
@@ -45,8 +46,13 @@ class Stack:
     # -- workers ------------------------------------------------------------------------
 
     def settings(self, **overrides: Any) -> Any:
-        values = {"database_url": self.db_url, "nats_url": self.nats.url,
-                  "lease_seconds": 3.0, "repair_interval_seconds": 2.0, **overrides}
+        values = {
+            "database_url": self.db_url,
+            "nats_url": self.nats.url,
+            "lease_seconds": 3.0,
+            "repair_interval_seconds": 2.0,
+            **overrides,
+        }
         return load_settings(**values)
 
     async def start_worker(self, *apps: Ferryman, **overrides: Any) -> Worker:
@@ -70,7 +76,10 @@ class Stack:
         log = (self.tmp / f"worker-{len(self.processes)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "ferryman_worker.cli", "worker", "-m", module],
-            env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env=self.env(**extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
             start_new_session=True,
         )
         self.processes.append(proc)
@@ -78,8 +87,11 @@ class Stack:
 
     async def wait_worker_ready(self, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
         log = self.tmp / f"worker-{self.processes.index(proc)}.log"
-        await wait_for(lambda: "hosting" in log.read_text(errors="replace"), timeout,
-                       f"worker did not start; log:\n{log}")
+        await wait_for(
+            lambda: "hosting" in log.read_text(errors="replace"),
+            timeout,
+            f"worker did not start; log:\n{log}",
+        )
 
     # -- events and runs ----------------------------------------------------------------
 
@@ -88,16 +100,18 @@ class Stack:
             import nats
             from psycopg_pool import AsyncConnectionPool
 
-            pool = AsyncConnectionPool(self.db_url, min_size=1, max_size=4,
-                                       kwargs={"autocommit": True}, open=False)
+            pool = AsyncConnectionPool(
+                self.db_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
+            )
             await pool.open()
             nc = await nats.connect(self.nats.url, max_reconnect_attempts=-1)
             self._bus = EventBus(pool, nc.jetstream())
             self._bus_nc = nc
         return self._bus
 
-    async def send(self, name: str, data: dict[str, Any] | None = None,
-                   id: str | None = None) -> str:
+    async def send(
+        self, name: str, data: dict[str, Any] | None = None, id: str | None = None
+    ) -> str:
         bus = await self.bus()
         [event_id] = await bus.send([Event(name=name, data=data or {}, id=id)])
         return event_id
@@ -112,22 +126,29 @@ class Stack:
             event_id,
         )
 
-    async def wait_run(self, event_id: str, status: str = "COMPLETED", timeout: float = 30,
-                       function_id: str | None = None) -> tuple[Any, ...]:
+    async def wait_run(
+        self,
+        event_id: str,
+        status: str = "COMPLETED",
+        timeout: float = 30,
+        function_id: str | None = None,
+    ) -> tuple[Any, ...]:
         """Wait until the run ``event_id`` started (of ``function_id``) reaches ``status``."""
         found: list[tuple[Any, ...]] = []
 
         def check() -> bool:
-            found[:] = [r for r in self.runs_of(event_id)
-                        if function_id is None or r[1] == function_id]
+            found[:] = [
+                r for r in self.runs_of(event_id) if function_id is None or r[1] == function_id
+            ]
             return any(r[2] == status for r in found)
 
         await wait_for(check, timeout, lambda: f"run for event {event_id} never {status}: {found}")
         return next(r for r in found if r[2] == status)
 
     def steps_of(self, run_id: str) -> dict[str, tuple[Any, ...]]:
-        rows = self.query("SELECT step_id, status, attempts, output FROM steps WHERE run_id = %s",
-                          run_id)
+        rows = self.query(
+            "SELECT step_id, status, attempts, output FROM steps WHERE run_id = %s", run_id
+        )
         return {r[0]: r for r in rows}
 
     # -- teardown -----------------------------------------------------------------------
@@ -145,8 +166,11 @@ class Stack:
             await self._bus.pool.close()
 
 
-async def wait_for(check: Callable[[], bool | Awaitable[bool]], timeout: float,
-                   message: Any = "condition never held") -> None:
+async def wait_for(
+    check: Callable[[], bool | Awaitable[bool]],
+    timeout: float,
+    message: Any = "condition never held",
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         result = check()

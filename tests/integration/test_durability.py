@@ -12,8 +12,8 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from examples import services
 
+from examples import services
 from tests.apps import durable_app
 from tests.harness import Stack, wait_for
 
@@ -107,9 +107,11 @@ async def test_duplicate_event_id_starts_one_run(stack: Stack) -> None:
 
     # Bypass JetStream's duplicate window: the same event under another message id.
     bus = await stack.bus()
-    await bus.js.publish("ferryman.events.test.sleep",
-                         b'{"name":"test.sleep","data":{"seconds":0},"id":"same-id"}',
-                         headers={"Nats-Msg-Id": "another-message"})
+    await bus.js.publish(
+        "ferryman.events.test.sleep",
+        b'{"name":"test.sleep","data":{"seconds":0},"id":"same-id"}',
+        headers={"Nats-Msg-Id": "another-message"},
+    )
     await stack.wait_run(event, timeout=20)
     await asyncio.sleep(1.0)
     assert len(stack.runs_of(event)) == 1
@@ -138,16 +140,20 @@ async def test_two_workers_racing_on_one_run_store_each_step_once(stack: Stack) 
 async def test_cron_tick_missed_while_down_fires_once(stack: Stack) -> None:
     function_id = "durable-every-minute"
     long_ago = datetime.now(UTC) - timedelta(minutes=30)
-    stack.query("INSERT INTO cron_ticks (function_id, last_tick) VALUES (%s, %s) RETURNING 1",
-                function_id, long_ago)
+    stack.query(
+        "INSERT INTO cron_ticks (function_id, last_tick) VALUES (%s, %s) RETURNING 1",
+        function_id,
+        long_ago,
+    )
 
     await stack.start_worker(durable_app.fm)
 
     def cron_runs() -> list[tuple[object, ...]]:
         return stack.query("SELECT id, status FROM runs WHERE function_id = %s", function_id)
 
-    await wait_for(lambda: any(r[1] == "COMPLETED" for r in cron_runs()), 20,
-                   "the missed tick never fired")
+    await wait_for(
+        lambda: any(r[1] == "COMPLETED" for r in cron_runs()), 20, "the missed tick never fired"
+    )
     await asyncio.sleep(1)
     assert len(cron_runs()) == 1, "30 missed ticks fire once, not 30 times"
 

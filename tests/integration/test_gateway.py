@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from ferryman_worker.gateway import Gateway, create_app
 
+from ferryman_worker.gateway import Gateway, create_app
 from tests.apps import durable_app
 from tests.harness import Stack
 
@@ -29,7 +29,8 @@ def stored_events(stack: Stack) -> int:
 
 
 async def test_an_event_posted_to_the_gateway_starts_a_run_visible_through_the_api(
-    stack: Stack, api: httpx.AsyncClient,
+    stack: Stack,
+    api: httpx.AsyncClient,
 ) -> None:
     await stack.start_worker(durable_app.fm)
     response = await api.post("/e/sekret", json={"name": "test.sleep", "data": {"seconds": 0}})
@@ -78,7 +79,10 @@ async def test_a_batch_of_events_gets_one_id_each_and_a_reused_id_is_kept(
     ],
 )
 async def test_bad_events_are_refused_with_a_reason_and_nothing_is_stored(
-    stack: Stack, api: httpx.AsyncClient, payload: object, message: str,
+    stack: Stack,
+    api: httpx.AsyncClient,
+    payload: object,
+    message: str,
 ) -> None:
     response = await api.post("/e/sekret", json=payload)
     assert response.status_code == 400
@@ -87,7 +91,8 @@ async def test_bad_events_are_refused_with_a_reason_and_nothing_is_stored(
 
 
 async def test_invalid_json_and_a_wrong_key_are_refused(
-    stack: Stack, api: httpx.AsyncClient,
+    stack: Stack,
+    api: httpx.AsyncClient,
 ) -> None:
     response = await api.post("/e/sekret", content=b"{not json")
     assert response.status_code == 400
@@ -99,21 +104,41 @@ async def test_invalid_json_and_a_wrong_key_are_refused(
 
 
 async def test_runs_list_filters_and_pages_newest_first(
-    stack: Stack, api: httpx.AsyncClient,
+    stack: Stack,
+    api: httpx.AsyncClient,
 ) -> None:
     await stack.start_worker(durable_app.fm)
     ids = [await stack.send("test.sleep", {"seconds": 0}) for _ in range(5)]
     for event_id in ids:
         await stack.wait_run(event_id)
 
-    first = (await api.get("/v1/runs", params={"limit": 2, "status": "COMPLETED",
-                                               "function_id": "durable-sleeper"})).json()
-    second = (await api.get("/v1/runs", params={"limit": 2, "status": "COMPLETED",
-                                                "function_id": "durable-sleeper",
-                                                "cursor": first["cursor"]})).json()
-    third = (await api.get("/v1/runs", params={"limit": 2, "status": "COMPLETED",
-                                               "function_id": "durable-sleeper",
-                                               "cursor": second["cursor"]})).json()
+    first = (
+        await api.get(
+            "/v1/runs", params={"limit": 2, "status": "COMPLETED", "function_id": "durable-sleeper"}
+        )
+    ).json()
+    second = (
+        await api.get(
+            "/v1/runs",
+            params={
+                "limit": 2,
+                "status": "COMPLETED",
+                "function_id": "durable-sleeper",
+                "cursor": first["cursor"],
+            },
+        )
+    ).json()
+    third = (
+        await api.get(
+            "/v1/runs",
+            params={
+                "limit": 2,
+                "status": "COMPLETED",
+                "function_id": "durable-sleeper",
+                "cursor": second["cursor"],
+            },
+        )
+    ).json()
     seen = [r["run_id"] for page in (first, second, third) for r in page["data"]]
     assert len(seen) == 5
     assert len(set(seen)) == 5
@@ -127,11 +152,17 @@ async def test_runs_list_filters_and_pages_newest_first(
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [({"status": "DONE"}, "status must be one of"), ({"limit": "0"}, "limit must be"),
-     ({"after": "last week"}, "ISO 8601"), ({"cursor": "garbage"}, "cursor")],
+    [
+        ({"status": "DONE"}, "status must be one of"),
+        ({"limit": "0"}, "limit must be"),
+        ({"after": "last week"}, "ISO 8601"),
+        ({"cursor": "garbage"}, "cursor"),
+    ],
 )
 async def test_bad_run_queries_say_what_is_wrong(
-    api: httpx.AsyncClient, params: dict[str, str], message: str,
+    api: httpx.AsyncClient,
+    params: dict[str, str],
+    message: str,
 ) -> None:
     response = await api.get("/v1/runs", params=params)
     assert response.status_code == 400

@@ -6,6 +6,7 @@ import asyncio
 
 import psycopg
 import pytest
+
 from ferryman_worker.embedded import PostgresServer
 from ferryman_worker.migrating import available, migrate
 
@@ -24,8 +25,12 @@ async def test_migrations_apply_from_scratch_in_order(pg_server: PostgresServer)
     applied = await migrate(url)
     assert applied == [name for _, name, _ in available()]
     with psycopg.connect(url) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        }
     assert {"runs", "steps", "events", "timers", "run_keys", "cron_ticks"} <= tables
 
 

@@ -53,13 +53,13 @@ class Ferryman:
     ) -> None:
         if not isinstance(app_id, str) or not _APP_ID.match(app_id):
             raise InvalidFunctionError(
-                f"app_id {app_id!r} must be lowercase letters, digits and dashes, "
-                "like 'bookings'"
+                f"app_id {app_id!r} must be lowercase letters, digits and dashes, like 'bookings'"
             )
         self.app_id = app_id
         self.event_key = event_key or os.environ.get("FERRYMAN_EVENT_KEY", "dev")
-        self.event_api = (event_api or os.environ.get("FERRYMAN_EVENT_API")
-                          or DEFAULT_EVENT_API).rstrip("/")
+        self.event_api = (
+            event_api or os.environ.get("FERRYMAN_EVENT_API") or DEFAULT_EVENT_API
+        ).rstrip("/")
         self.functions: dict[str, Function] = {}
 
     def function(
@@ -134,9 +134,7 @@ class Ferryman:
         )
         self._add(Function(self.app_id, config, handler, is_failure_handler=True))
 
-    async def send(
-        self, events: Event | EventModel | dict[str, Any] | list[Any]
-    ) -> list[str]:
+    async def send(self, events: Event | EventModel | dict[str, Any] | list[Any]) -> list[str]:
         """Send one or more events; returns their ids. Typed events are validated first."""
         batch = coerce_events(events)
         sender = current_sender()
@@ -147,7 +145,9 @@ class Ferryman:
     def _post(self, payload: list[dict[str, Any]]) -> list[str]:
         url = f"{self.event_api}/e/{self.event_key}"
         request = urllib.request.Request(
-            url, data=json.dumps(payload).encode(), method="POST",
+            url,
+            data=json.dumps(payload).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         try:

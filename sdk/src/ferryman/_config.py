@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ferryman._durations import Duration, parse_duration
+from ferryman._durations import parse_duration
 
 _T = TypeVar("_T", bound=BaseModel)
 
@@ -39,8 +39,9 @@ class EventTrigger(_Frozen):
     if_: str | None = Field(default=None, alias="if")
     schema_: Any = Field(default=None, alias="schema", exclude=True)
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
-                              arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True
+    )
 
 
 class CronTrigger(_Frozen):

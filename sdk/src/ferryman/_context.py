@@ -74,7 +74,9 @@ class Step:
             # Ids derive from the run and step, so a re-executed step is deduplicated.
             seed = f"{run_id}/{step_id}/{self._execution._counts.get(step_id, 1)}"
             stamped = [
-                e if e.id else e.model_copy(
+                e
+                if e.id
+                else e.model_copy(
                     update={"id": hashlib.sha256(f"{seed}/{i}".encode()).hexdigest()[:26]}
                 )
                 for i, e in enumerate(batch)

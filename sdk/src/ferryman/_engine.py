@@ -130,15 +130,19 @@ class Execution:
             raise _Suspend()
         recorded = self.by_position.get(position)
         if self.strict_order and recorded is not None and recorded != unique:
-            self._fatal(NonDeterminismError(
-                f"replay of run {self.run_id} met step {unique!r} at position {position}, "
-                f"where history recorded step {recorded!r}; the function's code changed "
-                "under a run in flight, or code outside steps is not deterministic"
-            ))
+            self._fatal(
+                NonDeterminismError(
+                    f"replay of run {self.run_id} met step {unique!r} at position {position}, "
+                    f"where history recorded step {recorded!r}; the function's code changed "
+                    "under a run in flight, or code outside steps is not deterministic"
+                )
+            )
         if len(self.memo) + self.new_steps >= self.limits.max_steps:
-            self._fatal(LimitExceededError(
-                f"run {self.run_id} reached the limit of {self.limits.max_steps} steps per run"
-            ))
+            self._fatal(
+                LimitExceededError(
+                    f"run {self.run_id} reached the limit of {self.limits.max_steps} steps per run"
+                )
+            )
 
     def _fatal(self, exc: BaseException) -> None:
         """Raise ``exc`` and remember it: a user's ``except Exception`` cannot hide it."""
@@ -209,8 +213,9 @@ class Execution:
                 return record.output
             if record.status == "FAILED":
                 err = record.error or {}
-                raise StepError(unique, err.get("name", "Error"), err.get("message", ""),
-                                err.get("stack"))
+                raise StepError(
+                    unique, err.get("name", "Error"), err.get("message", ""), err.get("stack")
+                )
             attempt = record.attempts  # RETRYING: the next attempt
             if self.suspended:
                 raise _Suspend()
@@ -225,7 +230,7 @@ class Execution:
                 output, encoded = self._checked_output(unique, value)
             except (NonDeterminismError, LimitExceededError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - any user failure is recorded
+            except Exception as exc:
                 return await self._step_failed(step, exc, retries)
             await self.store.complete_step(step, output, encoded)
             return output
@@ -263,8 +268,9 @@ class Execution:
             )
         if until - now > MAX_SLEEP:
             raise NonRetriableError(f"step {step_id!r} sleeps past the limit of one year")
-        step = NewStep(unique, step_id, position, "sleep", self._begin(), 0,
-                       {"until": until.isoformat()})
+        step = NewStep(
+            unique, step_id, position, "sleep", self._begin(), 0, {"until": until.isoformat()}
+        )
         try:
             if until <= now:
                 await self.store.complete_step(step, None, "null")
@@ -297,7 +303,7 @@ class Execution:
         except (NonRetriableError, StepError, NonDeterminismError) as exc:
             await self._idle.wait()
             return Outcome("FAILED", error=describe(exc))
-        except Exception as exc:  # noqa: BLE001 - the function itself failed: retry the run
+        except Exception as exc:
             await self._idle.wait()
             if self.suspended:
                 return Outcome("SUSPENDED")

@@ -27,7 +27,7 @@ class Expression:
         except (ValueError, RuntimeError) as exc:
             raise InvalidFunctionError(
                 f"{where}: {source!r} is not a valid CEL expression ({exc}); "
-                "write it like \"event.data.amount > 100\""
+                'write it like "event.data.amount > 100"'
             ) from None
 
     def evaluate(self, variables: dict[str, Any]) -> Any:

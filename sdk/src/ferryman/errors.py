@@ -67,7 +67,7 @@ class EventValidationError(FerrymanError, ValueError):
     """An event's data does not match the model declared for it."""
 
 
-class _Suspend(BaseException):  # noqa: N818 - a signal, not an error
+class _Suspend(BaseException):
     """Unwinds a run that must leave the worker (sleep, retry backoff, wait)."""
 
 

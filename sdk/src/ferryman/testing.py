@@ -88,8 +88,10 @@ class InMemoryRuntime:
         return [e.id or "" for e in events]
 
     async def send(self, events: list[Event]) -> list[str]:
-        stamped = [e if e.id else e.model_copy(update={"id": f"evt-{len(self.sent) + i}"})
-                   for i, e in enumerate(events)]
+        stamped = [
+            e if e.id else e.model_copy(update={"id": f"evt-{len(self.sent) + i}"})
+            for i, e in enumerate(events)
+        ]
         return await self.send_events(stamped)
 
 
@@ -111,16 +113,29 @@ async def run_function(
     token = set_sender(runtime)
     try:
         for passes in range(1, max_passes + 1):
-            execution = Execution(fn.config, fn.handler, runtime, run_id, events,
-                                  list(runtime.steps.values()), attempt=attempt)
+            execution = Execution(
+                fn.config,
+                fn.handler,
+                runtime,
+                run_id,
+                events,
+                list(runtime.steps.values()),
+                attempt=attempt,
+            )
             outcome: Outcome = await execution.execute(Context(execution))
             if outcome.status == "RETRY" and outcome.retry_at is not None:
                 attempt += 1
                 runtime.timers.append(outcome.retry_at)
             if outcome.status in ("COMPLETED", "FAILED"):
-                return TestResult(outcome.status, outcome.output, outcome.error,
-                                  dict(runtime.steps), runtime.sent, passes,
-                                  runtime.clock - start)
+                return TestResult(
+                    outcome.status,
+                    outcome.output,
+                    outcome.error,
+                    dict(runtime.steps),
+                    runtime.sent,
+                    passes,
+                    runtime.clock - start,
+                )
             if runtime.timers:
                 runtime.clock = max(runtime.clock, min(runtime.timers))
                 runtime.timers.remove(min(runtime.timers))

@@ -26,10 +26,10 @@ from ferryman_jetstream.subjects import (
 )
 
 __all__ = [
-    "Backlog",
     "EVENTS_STREAM",
     "TIMERS_STREAM",
     "WORK_STREAM",
+    "Backlog",
     "CronSchedule",
     "FunctionTopology",
     "InvalidEventName",

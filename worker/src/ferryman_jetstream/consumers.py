@@ -12,6 +12,7 @@ DurableFunction. Both end in the same state, so they can take turns.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
@@ -139,10 +140,8 @@ async def remove_function(js: JetStreamContext, function_id: str) -> None:
         (WORK_STREAM, work_consumer(function_id)),
         (TIMERS_STREAM, timers_consumer(function_id)),
     ):
-        try:
+        with contextlib.suppress(NotFoundError):
             await js.delete_consumer(stream, name)
-        except NotFoundError:
-            pass
     await publish_cron(js, function_id, [])
 
 

@@ -1,4 +1,4 @@
-"""The three streams: EVENTS (every event), WORK (run jobs), TIMERS (schedules and their firings)."""
+"""The three streams: EVENTS (every event), WORK (run jobs), TIMERS (schedules, firings)."""
 
 from __future__ import annotations
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ferryman import Event
-from ferryman._runtime import NewStep, StepRecord
 import nats.errors
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ferryman import Event
+from ferryman._runtime import NewStep, StepRecord
 from ferryman_worker import jsonutil
 from ferryman_worker.runs import LeaseLost, StoreUnavailable
 
@@ -150,8 +150,9 @@ class RunCheckpoints:
             ids: list[str] = await self.sender.send(events)
         return ids
 
-    async def _attempt(self, conn: AsyncConnection[Any], step: NewStep,
-                       error: dict[str, Any]) -> None:
+    async def _attempt(
+        self, conn: AsyncConnection[Any], step: NewStep, error: dict[str, Any]
+    ) -> None:
         await conn.execute(
             "INSERT INTO step_attempts (run_id, step_id, attempt, error) "
             "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",

@@ -37,7 +37,9 @@ examples:
 
 
 def _api(args: argparse.Namespace) -> str:
-    return str(args.url or os.environ.get("FERRYMAN_API_URL") or "http://127.0.0.1:8288").rstrip("/")
+    return str(args.url or os.environ.get("FERRYMAN_API_URL") or "http://127.0.0.1:8288").rstrip(
+        "/"
+    )
 
 
 def _http(method: str, url: str, **kwargs: Any) -> Any:
@@ -60,7 +62,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         data = json.loads(args.data)
     except ValueError as exc:
-        raise SystemExit(f"error: --data is not JSON ({exc}); e.g. --data '{{\"id\": 1}}'") from None
+        raise SystemExit(
+            f"error: --data is not JSON ({exc}); e.g. --data '{{\"id\": 1}}'"
+        ) from None
     if not isinstance(data, dict):
         raise SystemExit("error: --data must be a JSON object, e.g. --data '{\"id\": 1}'")
     event: dict[str, Any] = {"name": args.name, "data": data}
@@ -79,8 +83,15 @@ def _table(runs: list[dict[str, Any]]) -> None:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    params = {k: v for k, v in {"function_id": args.function, "status": args.status,
-                                 "limit": args.limit}.items() if v}
+    params = {
+        k: v
+        for k, v in {
+            "function_id": args.function,
+            "status": args.status,
+            "limit": args.limit,
+        }.items()
+        if v
+    }
     body = _http("GET", f"{_api(args)}/v1/runs", params=params)
     if args.json:
         print(json.dumps(body, indent=2))
@@ -97,7 +108,9 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(json.dumps(run, indent=2))
         return 0
     print(f"run       {run['run_id']}\nfunction  {run['function_id']}\nstatus    {run['status']}")
-    print(f"event     {run['event_id']}\nstarted   {run['started_at']}\nended     {run['ended_at']}")
+    print(
+        f"event     {run['event_id']}\nstarted   {run['started_at']}\nended     {run['ended_at']}"
+    )
     if run["error"]:
         print(f"error     {run['error'].get('name')}: {run['error'].get('message')}")
     if run["output"] is not None:
@@ -115,8 +128,10 @@ def _settings(args: argparse.Namespace) -> Any:
 
     try:
         return load_settings(
-            database_url=getattr(args, "database_url", None), nats_url=getattr(args, "nats_url", None),
-            concurrency=getattr(args, "concurrency", None), port=getattr(args, "port", None),
+            database_url=getattr(args, "database_url", None),
+            nats_url=getattr(args, "nats_url", None),
+            concurrency=getattr(args, "concurrency", None),
+            port=getattr(args, "port", None),
             host=getattr(args, "host", None),
         )
     except SettingsError as exc:
@@ -188,15 +203,20 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ferryman", description="Durable, event-driven functions for Kubernetes.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="ferryman",
+        description="Durable, event-driven functions for Kubernetes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, NATS, gateway, worker",
-                         description="Start PostgreSQL and NATS (data under --data-dir), the "
-                         "gateway on --port, and a worker for MODULE that reloads on change.")
+    dev = sub.add_parser(
+        "dev",
+        help="run everything locally: PostgreSQL, NATS, gateway, worker",
+        description="Start PostgreSQL and NATS (data under --data-dir), the "
+        "gateway on --port, and a worker for MODULE that reloads on change.",
+    )
     dev.add_argument("-m", "--module", required=True, help="dotted module, e.g. examples.bookings")
     dev.add_argument("--port", type=int, default=8288, help="gateway port (default 8288)")
     dev.add_argument("--data-dir", default=".ferryman", help="where data lives (default .ferryman)")
@@ -234,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     ls = runs_sub.add_parser("list", help="newest runs first")
     ls.add_argument("--function", help="function id, e.g. bookings-process-booking")
-    ls.add_argument("--status", choices=["QUEUED", "RUNNING", "SLEEPING", "WAITING",
-                                         "COMPLETED", "FAILED", "CANCELLED"])
+    ls.add_argument(
+        "--status",
+        choices=["QUEUED", "RUNNING", "SLEEPING", "WAITING", "COMPLETED", "FAILED", "CANCELLED"],
+    )
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--json", action="store_true")
     ls.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
@@ -251,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command in ("worker", "dev") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+        level=logging.INFO
+        if args.verbose or args.command in ("worker", "dev")
+        else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     logging.getLogger("nats").setLevel(logging.ERROR)
     result: int = args.func(args)

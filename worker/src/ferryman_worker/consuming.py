@@ -26,8 +26,12 @@ FETCH_MAX = 64
 
 
 async def pull_loop(
-    js: JetStreamContext, stream: str, consumer: str, slots: Slots,
-    handle: BatchHandler, stopping: asyncio.Event,
+    js: JetStreamContext,
+    stream: str,
+    consumer: str,
+    slots: Slots,
+    handle: BatchHandler,
+    stopping: asyncio.Event,
 ) -> None:
     """Fetch batches from ``stream``/``consumer`` until ``stopping`` is set."""
     sub = None
@@ -39,11 +43,11 @@ async def pull_loop(
             if stopping.is_set():
                 break
             msgs = await sub.fetch(room, timeout=2.0)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             continue
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - NATS restarting, consumer being created
+        except Exception as exc:
             log.info("pull from %s/%s failed (%s); retrying", stream, consumer, exc)
             sub = None
             await asyncio.sleep(0.5)

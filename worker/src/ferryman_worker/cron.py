@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from ferryman import CronTrigger
 from psycopg_pool import AsyncConnectionPool
+
+from ferryman import CronTrigger
 
 SCHEDULED_EVENT = "ferryman/scheduled.timer"
 
@@ -31,8 +32,9 @@ def latest_of(triggers: list[CronTrigger], now: datetime) -> datetime:
     return max(latest_tick(t, now) for t in triggers)
 
 
-async def claim_tick(pool: AsyncConnectionPool, function_id: str, tick: datetime,
-                     *, first_seen_counts: bool) -> bool:
+async def claim_tick(
+    pool: AsyncConnectionPool, function_id: str, tick: datetime, *, first_seen_counts: bool
+) -> bool:
     """Advance the function's last tick to ``tick``; True when this tick is new.
 
     ``first_seen_counts``: a function never seen before starts counting from now

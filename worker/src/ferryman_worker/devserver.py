@@ -35,8 +35,16 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ferryman_worker.cli", "worker", "-m", self.module,
-             "--no-migrate"], env=self.env,
+            [
+                sys.executable,
+                "-m",
+                "ferryman_worker.cli",
+                "worker",
+                "-m",
+                self.module,
+                "--no-migrate",
+            ],
+            env=self.env,
         )
 
     def stop(self) -> None:
@@ -60,7 +68,7 @@ async def _watch(worker: WorkerProcess, root: Path, stop: asyncio.Event) -> None
 
 
 async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
     _say(f"data in {data_dir}/ (delete it to start afresh)")
     pg = PostgresServer(data_dir / "postgres")
     nats_server = NatsServer(data_dir / "nats")
@@ -70,20 +78,31 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
     nats_server.start()
     try:
         await migrate(pg.url)
-        env = {**os.environ, "FERRYMAN_DATABASE_URL": pg.url, "FERRYMAN_NATS_URL": nats_server.url,
-               "FERRYMAN_EVENT_API": f"http://127.0.0.1:{port}"}
+        env = {
+            **os.environ,
+            "FERRYMAN_DATABASE_URL": pg.url,
+            "FERRYMAN_NATS_URL": nats_server.url,
+            "FERRYMAN_EVENT_API": f"http://127.0.0.1:{port}",
+        }
         os.environ.update(env)
         settings = load_settings(database_url=pg.url, nats_url=nats_server.url, port=port)
         worker = WorkerProcess(module, env)
         worker.start()
-        server = uvicorn.Server(uvicorn.Config(
-            create_app(Gateway(settings)), host="127.0.0.1", port=port, log_level="warning",
-        ))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(Gateway(settings)),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
+        )
         stop = asyncio.Event()
         watcher = asyncio.create_task(_watch(worker, Path.cwd(), stop)) if reload else None
         _say(f"gateway on http://127.0.0.1:{port}  (runs: /v1/runs, metrics: /metrics)")
-        _say(f"send an event:  ferryman send <event-name> --data '{{}}'   "
-             f"or POST http://127.0.0.1:{port}/e/dev")
+        _say(
+            f"send an event:  ferryman send <event-name> --data '{{}}'   "
+            f"or POST http://127.0.0.1:{port}/e/dev"
+        )
         _say("PostgreSQL " + pg.url + "   NATS " + nats_server.url)
         # uvicorn re-raises SIGTERM after shutting down; with the default handler that would
         # kill us before PostgreSQL and NATS are stopped below.

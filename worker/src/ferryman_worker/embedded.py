@@ -27,13 +27,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path,
-               timeout: float = 30.0) -> None:
+def _wait_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}; see {log}:\n"
-                               + log.read_text(errors="replace")[-3000:])
+            raise RuntimeError(
+                f"{what} exited with code {proc.returncode}; see {log}:\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
@@ -79,8 +82,11 @@ class Server:
         self.prepare()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=self.preexec,
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=self.preexec,  # noqa: PLW1509 - only drops privileges
             )
         self.pid_file.write_text(str(self.proc.pid))
         _wait_port(self.port, self.proc, self.name, self.log)
@@ -155,8 +161,9 @@ def _run_as_pg_user() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam(PG_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", PG_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", PG_USER], check=True, capture_output=True
+        )
         entry = pwd.getpwnam(PG_USER)
     return entry.pw_uid, entry.pw_gid
 
@@ -192,18 +199,41 @@ class PostgresServer(Server):
             os.chown(self.log, *self.ids)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, preexec_fn=self.preexec,
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                preexec_fn=self.preexec,
             )
         # A crash leaves postmaster.pid behind; postgres handles a stale one itself.
 
     def command(self) -> list[str]:
         return [
-            str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}",
-            "-c", "max_connections=300", "-c", "shared_buffers=256MB",
-            "-c", "fsync=on", "-c", "synchronous_commit=on",
+            str(self.bin / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.data_dir}",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "fsync=on",
+            "-c",
+            "synchronous_commit=on",
         ]
 
     def ready(self) -> None:

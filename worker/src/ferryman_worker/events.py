@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ferryman import Event
-from ferryman_jetstream import InvalidEventName, event_subject, validate_event_name
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman import Event
+from ferryman_jetstream import InvalidEventName, event_subject, validate_event_name
 from ferryman_worker import jsonutil
 from ferryman_worker.ids import new_id
 
@@ -44,7 +44,7 @@ def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
     for index, item in enumerate(items):
         where = f"event {index}" if isinstance(payload, list) else "event"
         if not isinstance(item, dict):
-            raise BadEvent(f"{where} must be an object like {{\"name\": ..., \"data\": {{}}}}")
+            raise BadEvent(f'{where} must be an object like {{"name": ..., "data": {{}}}}')
         try:
             name = validate_event_name(item.get("name"))
         except InvalidEventName as exc:

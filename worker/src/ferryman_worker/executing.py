@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
 from ferryman import Context, Function
 from ferryman._engine import Execution, Outcome
 from ferryman._runtime import set_sender
 from ferryman.errors import describe
-from nats.js import JetStreamContext
-from psycopg_pool import AsyncConnectionPool
-
 from ferryman_worker import metrics, timers
 from ferryman_worker.checkpoints import RunCheckpoints, load_events, load_history
 from ferryman_worker.events import EventBus, internal_event
@@ -47,8 +47,13 @@ class Advancer:
     """Advances runs of the functions this worker hosts."""
 
     def __init__(
-        self, pool: AsyncConnectionPool, js: JetStreamContext, bus: EventBus,
-        functions: dict[str, Function], owner: str, lease_seconds: float,
+        self,
+        pool: AsyncConnectionPool,
+        js: JetStreamContext,
+        bus: EventBus,
+        functions: dict[str, Function],
+        owner: str,
+        lease_seconds: float,
     ) -> None:
         self.pool = pool
         self.js = js
@@ -70,15 +75,17 @@ class Advancer:
         fn = self.functions.get(lease.function_id)
         if fn is None:
             await self.runs.release(run_id, lease.token, "QUEUED")
-            log.warning("run %s belongs to %s, which this worker does not host",
-                        run_id, lease.function_id)
+            log.warning(
+                "run %s belongs to %s, which this worker does not host", run_id, lease.function_id
+            )
             return Advanced(done=False, retry_in=5.0)
         history, events = await asyncio.gather(
             load_history(self.pool, run_id), load_events(self.pool, lease.event_ids)
         )
         checkpoints = RunCheckpoints(self.pool, run_id, fn.id, lease.token, self.bus)
-        execution = Execution(fn.config, fn.handler, checkpoints, run_id, events, history,
-                              attempt=lease.attempt)
+        execution = Execution(
+            fn.config, fn.handler, checkpoints, run_id, events, history, attempt=lease.attempt
+        )
         renewer = asyncio.create_task(self._keep_lease(run_id, lease.token, keepalive))
         started = time.perf_counter()
         token = set_sender(self.bus)
@@ -108,7 +115,7 @@ class Advancer:
         try:
             for event in execution.events:
                 fn.validate_event(event)
-        except Exception as exc:  # noqa: BLE001 - a typed event that does not validate
+        except Exception as exc:
             return Outcome("FAILED", error=describe(exc))
         return await execution.execute(Context(execution))
 
@@ -123,8 +130,14 @@ class Advancer:
                     await keepalive()
 
     async def _record(
-        self, fn: Function, run_id: str, token: int, attempt: int, outcome: Outcome,
-        checkpoints: RunCheckpoints, events: list[Any],
+        self,
+        fn: Function,
+        run_id: str,
+        token: int,
+        attempt: int,
+        outcome: Outcome,
+        checkpoints: RunCheckpoints,
+        events: list[Any],
     ) -> None:
         if outcome.status == "COMPLETED":
             if await self.runs.finish(run_id, token, "COMPLETED", outcome.output_json, None):
@@ -138,20 +151,22 @@ class Advancer:
                 await self._emit(FINISHED_EVENT, fn, run_id, events, error=outcome.error)
         elif outcome.status == "RETRY" and outcome.retry_at is not None:
             await checkpoints.run_timer(f"run-retry-{attempt + 1}", outcome.retry_at)
-            await self.runs.release(run_id, token, "RUNNING", attempt=attempt + 1,
-                                    error=outcome.error)
+            await self.runs.release(
+                run_id, token, "RUNNING", attempt=attempt + 1, error=outcome.error
+            )
         else:
             status = "SLEEPING" if checkpoints.sleeping else "RUNNING"
             await self.runs.release(run_id, token, status)
         await timers.arm(self.js, checkpoints.timers)
 
-    async def _emit(self, name: str, fn: Function, run_id: str, events: list[Any],
-                    **extra: Any) -> None:
+    async def _emit(
+        self, name: str, fn: Function, run_id: str, events: list[Any], **extra: Any
+    ) -> None:
         event = events[0].to_wire() if events else None
         data = {"function_id": fn.id, "run_id": run_id, "event": event, **extra}
         try:
             await self.bus.send([internal_event(name, data, f"{name}:{run_id}")])
-        except Exception as exc:  # noqa: BLE001 - the run's state is already committed
+        except Exception as exc:
             log.warning("could not emit %s for run %s: %s", name, run_id, exc)
 
 

@@ -27,6 +27,6 @@ def load_apps(module: str) -> list[Ferryman]:
     if not apps:
         raise ModuleError(
             f"module {module!r} defines no ferryman.Ferryman app; add "
-            "`fm = ferryman.Ferryman(app_id=\"my-app\")` and decorate functions with @fm.function"
+            '`fm = ferryman.Ferryman(app_id="my-app")` and decorate functions with @fm.function'
         )
     return apps

@@ -9,7 +9,9 @@ RUNS_FINISHED = Counter("ferryman_runs_finished_total", "Runs ended", ["function
 RUN_PASSES = Counter("ferryman_run_passes_total", "Passes of the replay engine", ["function"])
 STEPS_EXECUTED = Counter("ferryman_steps_executed_total", "New steps executed", ["function"])
 RUN_PASS_SECONDS = Histogram(
-    "ferryman_run_pass_seconds", "Duration of one pass over a run", ["function"],
+    "ferryman_run_pass_seconds",
+    "Duration of one pass over a run",
+    ["function"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
 )
 EVENTS_RECEIVED = Counter("ferryman_events_received_total", "Events accepted by the gateway")

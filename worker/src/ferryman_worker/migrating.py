@@ -27,25 +27,29 @@ def available() -> list[tuple[int, str, str]]:
 
 
 async def migrate(conninfo: str) -> list[str]:
-    """Bring the database to the newest schema; return the names applied now."""
+    """Bring the database to the newest schema; return the names applied now.
+
+    Everything happens in one transaction, so the advisory lock is held until all
+    migrations are applied and a concurrent caller then finds nothing left to do.
+    """
     applied: list[str] = []
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=False) as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+    connect = psycopg.AsyncConnection.connect(conninfo, autocommit=False)
+    async with await connect as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS ferryman_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT version FROM ferryman_migrations")
+        done = {row[0] for row in await cur.fetchall()}
+        for version, name, sql in available():
+            if version in done:
+                continue
+            await conn.execute(sql.encode())
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS ferryman_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
+                "INSERT INTO ferryman_migrations (version, name) VALUES (%s, %s)",
+                (version, name),
             )
-            cur = await conn.execute("SELECT version FROM ferryman_migrations")
-            done = {row[0] for row in await cur.fetchall()}
-            for version, name, sql in available():
-                if version in done:
-                    continue
-                await conn.execute(sql.encode())
-                await conn.execute(
-                    "INSERT INTO ferryman_migrations (version, name) VALUES (%s, %s)",
-                    (version, name),
-                )
-                applied.append(name)
+            applied.append(name)
     return applied

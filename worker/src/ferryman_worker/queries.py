@@ -37,11 +37,17 @@ async def get_run(pool: AsyncConnectionPool, run_id: str) -> dict[str, Any] | No
     run = _run(row)
     run["steps"] = [
         {
-            "id": s["step_id"], "name": s["name"], "op": s["op"], "status": s["status"],
-            "attempts": s["attempts"], "output": s["output"], "error": s["error"],
-            "wake_at": _iso(s["wake_at"]), "started_at": _iso(s["started_at"]),
+            "id": s["step_id"],
+            "name": s["name"],
+            "op": s["op"],
+            "status": s["status"],
+            "attempts": s["attempts"],
+            "output": s["output"],
+            "error": s["error"],
+            "wake_at": _iso(s["wake_at"]),
+            "started_at": _iso(s["started_at"]),
             "ended_at": _iso(s["ended_at"]),
-        }  # fmt: skip
+        }
         for s in steps
     ]
     return run
@@ -60,12 +66,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_runs(
-    pool: AsyncConnectionPool, *, function_id: str | None = None, status: str | None = None,
-    after: datetime | None = None, before: datetime | None = None, limit: int = 50,
+    pool: AsyncConnectionPool,
+    *,
+    function_id: str | None = None,
+    status: str | None = None,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of runs, newest first, and the cursor of the next page (None at the end)."""
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     if function_id:
         where.append("function_id = %s")
         params.append(function_id)
@@ -82,8 +94,9 @@ async def list_runs(
         stamp, run_id = decode_cursor(cursor)
         where.append("(created_at, id) < (%s, %s)")
         params.extend([stamp, run_id])
-    sql = (f"SELECT * FROM runs WHERE {' AND '.join(where)} "
-           "ORDER BY created_at DESC, id DESC LIMIT %s")
+    sql = (
+        f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT %s"
+    )
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql.encode(), [*params, limit + 1])
         rows = await cur.fetchall()
@@ -104,16 +117,24 @@ async def event_runs(pool: AsyncConnectionPool, event_id: str) -> list[dict[str,
         return [_run(r) for r in await cur.fetchall()]
 
 
-async def list_events(pool: AsyncConnectionPool, name: str | None,
-                      limit: int) -> list[dict[str, Any]]:
+async def list_events(
+    pool: AsyncConnectionPool, name: str | None, limit: int
+) -> list[dict[str, Any]]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         if name:
-            await cur.execute("SELECT * FROM events WHERE name = %s ORDER BY received_at DESC "
-                              "LIMIT %s", (name, limit))
+            await cur.execute(
+                "SELECT * FROM events WHERE name = %s ORDER BY received_at DESC LIMIT %s",
+                (name, limit),
+            )
         else:
             await cur.execute("SELECT * FROM events ORDER BY received_at DESC LIMIT %s", (limit,))
         return [
-            {"id": r["id"], "name": r["name"], "data": r["data"], "ts": r["ts"],
-             "received_at": _iso(r["received_at"])}
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "data": r["data"],
+                "ts": r["ts"],
+                "received_at": _iso(r["received_at"]),
+            }
             for r in await cur.fetchall()
         ]

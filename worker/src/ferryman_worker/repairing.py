@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 
-from ferryman_jetstream import subjects as S
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics
 from ferryman_worker.runs import RunStore
 from ferryman_worker.timers import overdue
@@ -35,8 +35,9 @@ async def sweep(pool: AsyncConnectionPool, js: JetStreamContext, grace: float) -
                 "UPDATE timers SET fired_at = now() WHERE run_id = %s AND timer_id = %s",
                 (timer.run_id, timer.timer_id),
             )
-        await js.publish(S.work_subject(timer.function_id),
-                         jsonutil.dumpb({"run_id": timer.run_id}))
+        await js.publish(
+            S.work_subject(timer.function_id), jsonutil.dumpb({"run_id": timer.run_id})
+        )
         metrics.TIMERS_REARMED.inc()
         sent += 1
     runs = RunStore(pool)
@@ -50,8 +51,9 @@ async def sweep(pool: AsyncConnectionPool, js: JetStreamContext, grace: float) -
     return sent
 
 
-async def repair_loop(pool: AsyncConnectionPool, js: JetStreamContext, interval: float,
-                      stopping: asyncio.Event) -> None:
+async def repair_loop(
+    pool: AsyncConnectionPool, js: JetStreamContext, interval: float, stopping: asyncio.Event
+) -> None:
     while not stopping.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval)
@@ -61,5 +63,5 @@ async def repair_loop(pool: AsyncConnectionPool, js: JetStreamContext, interval:
             count = await sweep(pool, js, grace=max(2.0, interval))
             if count:
                 log.info("repair sweep re-queued %d runs", count)
-        except Exception as exc:  # noqa: BLE001 - a service is down; try next interval
+        except Exception as exc:
             log.warning("repair sweep failed: %s", exc)

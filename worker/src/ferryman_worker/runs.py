@@ -37,11 +37,11 @@ class NewRun:
     event_ids: list[str]
 
 
-class LeaseLost(BaseException):  # noqa: N818 - unwinds the run like the SDK's suspension
+class LeaseLost(BaseException):
     """Another worker holds the run now; this worker must drop it without writing."""
 
 
-class StoreUnavailable(BaseException):  # noqa: N818
+class StoreUnavailable(BaseException):
     """PostgreSQL or NATS failed under a checkpoint; the job is retried, the user never sees it."""
 
 
@@ -78,8 +78,12 @@ class RunStore:
                 await conn.execute(
                     "INSERT INTO runs (id, function_id, event_id, event_ids, status) "
                     "VALUES (%s, %s, %s, %s, 'QUEUED')",
-                    (run.run_id, run.function_id, run.event_ids[0] if run.event_ids else None,
-                     run.event_ids),
+                    (
+                        run.run_id,
+                        run.function_id,
+                        run.event_ids[0] if run.event_ids else None,
+                        run.event_ids,
+                    ),
                 )
                 results.append((run.run_id, True))
         return results
@@ -123,7 +127,11 @@ class RunStore:
         return (row[0], row[1] or 0.0) if row else None
 
     async def finish(
-        self, run_id: str, token: int, status: str, output_json: str | None,
+        self,
+        run_id: str,
+        token: int,
+        status: str,
+        output_json: str | None,
         error: dict[str, Any] | None,
     ) -> bool:
         async with self.pool.connection() as conn:
@@ -136,7 +144,12 @@ class RunStore:
             return cur.rowcount == 1
 
     async def release(
-        self, run_id: str, token: int, status: str, *, attempt: int | None = None,
+        self,
+        run_id: str,
+        token: int,
+        status: str,
+        *,
+        attempt: int | None = None,
         error: dict[str, Any] | None = None,
     ) -> bool:
         """Let go of a run that will continue later (sleeping, retrying)."""
@@ -165,9 +178,7 @@ class RunStore:
 
     async def touch(self, run_ids: list[str]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE runs SET updated_at = now() WHERE id = ANY(%s)", (run_ids,)
-            )
+            await conn.execute("UPDATE runs SET updated_at = now() WHERE id = ANY(%s)", (run_ids,))
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -6,6 +6,8 @@ setting and says what it should look like.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,17 +20,21 @@ class Settings(BaseSettings):
     )
     nats_url: str = Field(default="", description="NATS URL, e.g. nats://nats:4222")
     event_key: str = Field(default="", description="key required in POST /e/{key}; empty: any")
-    worker_id: str = Field(default="", description="this worker's name in leases (default host:pid)")
-    concurrency: int = Field(default=200, ge=1, le=10_000,
-                             description="runs one worker advances at once")
-    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0,
-                                 description="how long a run lease lasts without renewal")
+    worker_id: str = Field(
+        default="", description="this worker's name in leases (default host:pid)"
+    )
+    concurrency: int = Field(
+        default=200, ge=1, le=10_000, description="runs one worker advances at once"
+    )
+    lease_seconds: float = Field(
+        default=30.0, ge=1.0, le=3600.0, description="how long a run lease lasts without renewal"
+    )
     repair_interval_seconds: float = Field(default=15.0, ge=0.5, le=3600.0)
     max_event_bytes: int = Field(default=512 * 1024, ge=1024, le=3 * 1024 * 1024)
     manage_topology: bool = Field(
         default=True,
         description="worker creates its JetStream consumers and cron schedules itself "
-                    "(dev and plain installs); set false when the operator owns them",
+        "(dev and plain installs); set false when the operator owns them",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8288, ge=1, le=65535)
@@ -37,7 +43,9 @@ class Settings(BaseSettings):
     @classmethod
     def _pg(cls, value: str) -> str:
         if value and not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must start with postgresql:// (e.g. postgresql://u:p@db:5432/ferryman)")
+            raise ValueError(
+                "must start with postgresql:// (e.g. postgresql://u:p@db:5432/ferryman)"
+            )
         return value
 
     @field_validator("nats_url")
@@ -62,7 +70,7 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with command-line ``overrides`` on top."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from ferryman_jetstream import publish_at
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman_jetstream import publish_at
 from ferryman_worker import jsonutil
 from ferryman_worker.checkpoints import PendingTimer
 
@@ -25,12 +25,20 @@ async def arm(js: JetStreamContext, timers: list[PendingTimer]) -> None:
     for timer in timers:
         try:
             await publish_at(
-                js, timer.function_id, timer.run_id, timer.timer_id, timer.fire_at,
+                js,
+                timer.function_id,
+                timer.run_id,
+                timer.timer_id,
+                timer.fire_at,
                 jsonutil.dumpb({"run_id": timer.run_id, "timer_id": timer.timer_id}),
             )
-        except Exception as exc:  # noqa: BLE001 - NATS down: PostgreSQL still has the timer
-            log.warning("could not arm timer %s of run %s (%s); the repair sweep will",
-                        timer.timer_id, timer.run_id, exc)
+        except Exception as exc:
+            log.warning(
+                "could not arm timer %s of run %s (%s); the repair sweep will",
+                timer.timer_id,
+                timer.run_id,
+                exc,
+            )
 
 
 async def mark_fired(pool: AsyncConnectionPool, run_id: str, timer_id: str) -> bool:
@@ -44,8 +52,9 @@ async def mark_fired(pool: AsyncConnectionPool, run_id: str, timer_id: str) -> b
         return cur.rowcount == 1
 
 
-async def overdue(pool: AsyncConnectionPool, grace_seconds: float,
-                  limit: int = 5000) -> list[PendingTimer]:
+async def overdue(
+    pool: AsyncConnectionPool, grace_seconds: float, limit: int = 5000
+) -> list[PendingTimer]:
     """Timers that should have fired ``grace_seconds`` ago and have not."""
     async with pool.connection() as conn:
         cur = await conn.execute(

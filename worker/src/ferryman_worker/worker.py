@@ -21,6 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nats
+from nats.aio.msg import Msg
+from psycopg_pool import AsyncConnectionPool
+
 from ferryman import CronTrigger, Event, Ferryman, Function
 from ferryman_jetstream import (
     CronSchedule,
@@ -29,9 +32,6 @@ from ferryman_jetstream import (
     reconcile_function,
 )
 from ferryman_jetstream import subjects as S
-from nats.aio.msg import Msg
-from psycopg_pool import AsyncConnectionPool
-
 from ferryman_worker import cron, jsonutil, metrics
 from ferryman_worker.consuming import pull_loop, settle
 from ferryman_worker.events import EventBus
@@ -78,19 +78,25 @@ class Worker:
         if run_migrations:
             await migrate(s.database_url)
         self.pool = AsyncConnectionPool(
-            s.database_url, min_size=4, max_size=max(8, min(50, s.concurrency)),
-            kwargs={"autocommit": True}, open=False,
+            s.database_url,
+            min_size=4,
+            max_size=max(8, min(50, s.concurrency)),
+            kwargs={"autocommit": True},
+            open=False,
         )
         await self.pool.open(wait=True, timeout=30)
         self.nc = await nats.connect(
-            s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            s.nats_url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
             name=f"ferryman-worker {self.owner}",
         )
         self.js = self.nc.jetstream(timeout=10)
         self.bus = EventBus(self.pool, self.js)
         self.runs = RunStore(self.pool)
-        self.advancer = Advancer(self.pool, self.js, self.bus, self.functions, self.owner,
-                                 s.lease_seconds)
+        self.advancer = Advancer(
+            self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds
+        )
         await self._register()
         if s.manage_topology:
             await ensure_streams(self.js)
@@ -99,19 +105,35 @@ class Worker:
         await self._catch_up_cron()
         for fn in self.functions.values():
             if fn.config.event_triggers:
-                self._loop(S.EVENTS_STREAM, S.trigger_consumer(fn.id),
-                           lambda msgs, fn=fn: self._on_events(fn, msgs))
+                self._loop(
+                    S.EVENTS_STREAM,
+                    S.trigger_consumer(fn.id),
+                    lambda msgs, fn=fn: self._on_events(fn, msgs),
+                )
             self._loop(S.WORK_STREAM, S.work_consumer(fn.id), self._on_work)
-            self._loop(S.TIMERS_STREAM, S.timers_consumer(fn.id),
-                       lambda msgs, fn=fn: self._on_timers(fn, msgs))
-        self.loops.append(asyncio.create_task(
-            repair_loop(self.pool, self.js, s.repair_interval_seconds, self.stopping)))
-        log.info("worker %s hosting %d functions: %s", self.owner, len(self.functions),
-                 ", ".join(sorted(self.functions)))
+            self._loop(
+                S.TIMERS_STREAM,
+                S.timers_consumer(fn.id),
+                lambda msgs, fn=fn: self._on_timers(fn, msgs),
+            )
+        self.loops.append(
+            asyncio.create_task(
+                repair_loop(self.pool, self.js, s.repair_interval_seconds, self.stopping)
+            )
+        )
+        log.info(
+            "worker %s hosting %d functions: %s",
+            self.owner,
+            len(self.functions),
+            ", ".join(sorted(self.functions)),
+        )
 
     def _loop(self, stream: str, consumer: str, handler: Any) -> None:
-        self.loops.append(asyncio.create_task(
-            pull_loop(self.js, stream, consumer, self.slots, handler, self.stopping)))
+        self.loops.append(
+            asyncio.create_task(
+                pull_loop(self.js, stream, consumer, self.slots, handler, self.stopping)
+            )
+        )
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop pulling, let runs in progress finish (up to ``grace``), then disconnect."""
@@ -158,7 +180,7 @@ class Worker:
         for msg in msgs:
             try:
                 event = Event.model_validate(jsonutil.loads(msg.data))
-            except Exception:  # noqa: BLE001 - not an event we can read: drop it
+            except Exception:
                 log.warning("dropping unreadable event on %s", msg.subject)
                 await settle(msg, True)
                 await self.slots.give()
@@ -188,7 +210,7 @@ class Worker:
         for msg in msgs:
             try:
                 run_id = jsonutil.loads(msg.data)["run_id"]
-            except Exception:  # noqa: BLE001
+            except Exception:
                 await settle(msg, True)
                 await self.slots.give()
                 continue
@@ -204,7 +226,7 @@ class Worker:
             try:
                 body = jsonutil.loads(msg.data)
                 await mark_fired(self.pool, body["run_id"], body["timer_id"])
-            except Exception:  # noqa: BLE001 - Postgres down: redeliver the firing
+            except Exception:
                 log.warning("could not record timer firing; redelivering", exc_info=True)
                 await settle(msg, False, 1.0)
                 await self.slots.give()
@@ -226,12 +248,15 @@ class Worker:
 
     async def _start_cron_run(self, fn: Function, tick: datetime) -> str:
         key = cron.tick_key(tick)
-        event = Event(name=cron.SCHEDULED_EVENT, id=f"{fn.id}:{key}",
-                      data={"cron": [t.cron for t in fn.config.cron_triggers],
-                            "tick": tick.isoformat()})
+        event = Event(
+            name=cron.SCHEDULED_EVENT,
+            id=f"{fn.id}:{key}",
+            data={"cron": [t.cron for t in fn.config.cron_triggers], "tick": tick.isoformat()},
+        )
         await self.bus.store([event])
         [(run_id, created)] = await self.runs.create(
-            [NewRun(new_id(), fn.id, key, [event.id or ""])])
+            [NewRun(new_id(), fn.id, key, [event.id or ""])]
+        )
         if created:
             metrics.RUNS_STARTED.labels(fn.id).inc()
         return run_id

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 import nats
-from ferryman_jetstream import ensure_streams
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
@@ -27,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ferryman_jetstream import ensure_streams
 from ferryman_worker import metrics, queries
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
 from ferryman_worker.settings import Settings
@@ -45,11 +45,20 @@ class Gateway:
         self.limits = EventLimits(max_event_bytes=settings.max_event_bytes)
 
     async def open(self) -> None:
-        self.pool = AsyncConnectionPool(self.settings.database_url, min_size=2, max_size=20,
-                                        kwargs={"autocommit": True}, open=False)
+        self.pool = AsyncConnectionPool(
+            self.settings.database_url,
+            min_size=2,
+            max_size=20,
+            kwargs={"autocommit": True},
+            open=False,
+        )
         await self.pool.open(wait=True, timeout=30)
-        self.nc = await nats.connect(self.settings.nats_url, max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5, name="ferryman-gateway")
+        self.nc = await nats.connect(
+            self.settings.nats_url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            name="ferryman-gateway",
+        )
         self.js = self.nc.jetstream(timeout=10)
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
@@ -74,7 +83,7 @@ class Gateway:
             payload = json.loads(body)
         except ValueError as exc:
             metrics.EVENTS_REJECTED.inc()
-            return error(400, f"body is not valid JSON ({exc}); send {{\"name\": ..., \"data\": {{}}}}")
+            return error(400, f'body is not valid JSON ({exc}); send {{"name": ..., "data": {{}}}}')
         try:
             events = parse_events(payload, self.limits)
         except BadEvent as exc:
@@ -83,9 +92,12 @@ class Gateway:
         try:
             await self.bus.store(events)
             await self.bus.publish(events)
-        except Exception as exc:  # noqa: BLE001 - tell the client to retry with the same ids
-            return error(503, f"could not accept events right now ({type(exc).__name__}); "
-                              "retry the same request: event ids make it safe")
+        except Exception as exc:
+            return error(
+                503,
+                f"could not accept events right now ({type(exc).__name__}); "
+                "retry the same request: event ids make it safe",
+            )
         metrics.EVENTS_RECEIVED.inc(len(events))
         return JSONResponse({"ids": [e.id for e in events], "status": 200})
 
@@ -105,9 +117,13 @@ class Gateway:
             if not 1 <= limit <= 1000:
                 raise ValueError("limit must be between 1 and 1000")
             runs, cursor = await queries.list_runs(
-                self.pool, function_id=q.get("function_id"), status=status,
-                after=_time(q.get("after"), "after"), before=_time(q.get("before"), "before"),
-                limit=limit, cursor=q.get("cursor"),
+                self.pool,
+                function_id=q.get("function_id"),
+                status=status,
+                after=_time(q.get("after"), "after"),
+                before=_time(q.get("before"), "before"),
+                limit=limit,
+                cursor=q.get("cursor"),
             )
         except ValueError as exc:
             return error(400, str(exc))
@@ -124,8 +140,9 @@ class Gateway:
             limit = int(request.query_params.get("limit", "50"))
         except ValueError:
             return error(400, "limit must be a number")
-        events = await queries.list_events(self.pool, request.query_params.get("name"),
-                                           max(1, min(limit, 1000)))
+        events = await queries.list_events(
+            self.pool, request.query_params.get("name"), max(1, min(limit, 1000))
+        )
         return JSONResponse({"data": events})
 
     async def ready(self, request: Request) -> Response:
@@ -133,7 +150,7 @@ class Gateway:
         try:
             async with self.pool.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"postgres: {exc}")
         if not self.nc.is_connected:
             problems.append("nats: not connected")
