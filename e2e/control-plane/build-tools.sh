@@ -43,12 +43,18 @@ if ! have etcd "$ETCD_VERSION"; then
 fi
 
 # ---- helm, kubeconform: plain module installs.
-if ! have helm "$HELM_VERSION"; then
+# helm's default Kubernetes version (for `helm template`/`lint` without a cluster) is set
+# at link time, as helm's Makefile does; otherwise it is 1.20 and kubeVersion checks fail.
+KUBE_MINOR=$(echo "$KUBE_VERSION" | cut -d. -f2)
+HELM_STAMP="$HELM_VERSION+k8s1.$KUBE_MINOR"
+if ! have helm "$HELM_STAMP"; then
   log "building helm v$HELM_VERSION"
-  GOBIN=$BIN go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}" \
-    "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}"
-  stamp helm "$HELM_VERSION"
+  HLDF="-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    HLDF="$HLDF -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$KUBE_MINOR"
+  done
+  GOBIN=$BIN go install -trimpath -ldflags "$HLDF" "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}"
+  stamp helm "$HELM_STAMP"
 fi
 if ! have kubeconform "$KUBECONFORM_VERSION"; then
   log "building kubeconform v$KUBECONFORM_VERSION"
@@ -61,10 +67,17 @@ fi
 #      (HELM_PLUGINS=$CACHE/helm-plugins; `helm plugin install` would fetch from GitHub).
 if ! have untt "$HELM_UNITTEST_VERSION"; then
   log "building helm-unittest v$HELM_UNITTEST_VERSION"
-  if GOBIN=$BIN go install -trimpath -ldflags "-s -w" \
-      "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@v${HELM_UNITTEST_VERSION}" \
+  # Its go.mod has replace directives, so `go install …@v` is refused: build it from a
+  # wrapper module, as for etcd.
+  mkdir -p "$WORK/untt" && cd "$WORK/untt"
+  go mod init local/unttbuild >/dev/null 2>&1
+  UMOD=$(go mod download -json "github.com/helm-unittest/helm-unittest@v${HELM_UNITTEST_VERSION}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  grep -E '^replace ' "$UMOD" >> go.mod || true   # its own replaces (a yaml-jsonpath fork)
+  if { go get "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@v${HELM_UNITTEST_VERSION}" &&
+       go build -trimpath -ldflags "-s -w" -o "$BIN/untt" \
+         github.com/helm-unittest/helm-unittest/cmd/helm-unittest; } \
       > "$CACHE/logs/helm-unittest.log" 2>&1; then
-    mv "$BIN/helm-unittest" "$BIN/untt"
     stamp untt "$HELM_UNITTEST_VERSION"
   else
     log "helm-unittest did not build (see $CACHE/logs/helm-unittest.log); chart unit tests will be skipped"

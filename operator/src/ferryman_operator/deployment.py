@@ -36,6 +36,8 @@ def build(
         {"name": "FERRYMAN_NATS_URL", "value": settings.workers_nats_url},
         {"name": "FERRYMAN_WORKER_POOL", "value": name},
         {"name": "FERRYMAN_MODULE", "value": str(spec["module"])},
+        # The operator owns consumers and schedules in a cluster; workers only use them.
+        {"name": "FERRYMAN_MANAGE_TOPOLOGY", "value": "false"},
     ]
     env += [dict(e) for e in spec.get("env") or []]
     env_from = [dict(e) for e in spec.get("envFrom") or []]

@@ -105,20 +105,20 @@ async def reconcile(
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    @kopf.on.resume(*RESOURCE, registry=registry)
-    @kopf.on.create(*RESOURCE, registry=registry)
-    @kopf.on.update(*RESOURCE, registry=registry, field="spec")
+    @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile", backoff=10)
+    @kopf.on.create(*RESOURCE, registry=registry, id="reconcile", backoff=10)
+    @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", backoff=10, field="spec")
     async def function_changed(**kwargs: Any) -> None:
         await reconcile(announce=True, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs))
 
-    @kopf.timer(*RESOURCE, registry=registry, interval=settings.reconcile_interval,
-                initial_delay=settings.reconcile_interval, idle=0)
+    @kopf.timer(*RESOURCE, registry=registry, id="drift", interval=settings.reconcile_interval,
+                initial_delay=settings.reconcile_interval, backoff=10)
     async def function_drift(**kwargs: Any) -> None:
         if kwargs["body"].get("metadata", {}).get("deletionTimestamp"):
             return
         await reconcile(announce=False, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs))
 
-    @kopf.on.delete(*RESOURCE, registry=registry)
+    @kopf.on.delete(*RESOURCE, registry=registry, id="cleanup", backoff=10)
     async def function_deleted(
         name: str, spec: Any, body: Any, memo: Any, logger: kopf.Logger, **_: Any
     ) -> None:
@@ -131,11 +131,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             ) from error
         logger.info("%s: consumers and schedules removed", function_id)
 
-    @kopf.index("ferryman.dev", "v1alpha1", "workerpools", registry=registry)
+    @kopf.index("ferryman.dev", "v1alpha1", "workerpools", registry=registry,
+                id="workerpools_by_name")
     def workerpools_by_name(name: str, namespace: str, **_: Any) -> dict[tuple[str, str], bool]:
         return {(namespace, name): True}
 
-    @kopf.index(*RESOURCE, registry=registry)
+    @kopf.index(*RESOURCE, registry=registry, id="functions_by_pool")
     def functions_by_pool(name: str, namespace: str, spec: Any, **_: Any) -> dict[Any, str]:
         return {(namespace, str(spec.get("workerPool", ""))): fspec.function_id(name, spec)}
 

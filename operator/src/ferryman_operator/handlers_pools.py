@@ -99,13 +99,14 @@ async def size_pool(
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    @kopf.on.resume(*RESOURCE, registry=registry)
-    @kopf.on.create(*RESOURCE, registry=registry)
-    @kopf.on.update(*RESOURCE, registry=registry, field="spec")
+    @kopf.on.resume(*RESOURCE, registry=registry, id="deployment", backoff=10)
+    @kopf.on.create(*RESOURCE, registry=registry, id="deployment", backoff=10)
+    @kopf.on.update(*RESOURCE, registry=registry, id="deployment", backoff=10, field="spec")
     async def pool_changed(**kwargs: Any) -> None:
         await size_pool(**_args(kwargs))
 
-    @kopf.timer(*RESOURCE, registry=registry, interval=settings.scale_interval, idle=0)
+    @kopf.timer(*RESOURCE, registry=registry, id="scale", interval=settings.scale_interval,
+                backoff=10)
     async def pool_scale(**kwargs: Any) -> None:
         if kwargs["body"].get("metadata", {}).get("deletionTimestamp"):
             return

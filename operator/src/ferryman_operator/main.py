@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -42,6 +43,11 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         memo.api = await kube.api_client()
         logger.info("connected to NATS at %s", memo.settings.nats_url)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod: its ServiceAccount token; elsewhere: KUBECONFIG (as kubectl does).
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         if getattr(memo, "nc", None) is not None:
@@ -70,7 +76,8 @@ def main() -> None:
         namespaces=namespaces,
         standalone=not settings.peering,
         peering_name=settings.peering or None,
-        priority=settings.priority,
+        # Equal priorities freeze all peers: without one, each replica draws its own.
+        priority=settings.priority if settings.priority is not None else random.randint(1, 2**30),
         liveness_endpoint=liveness,
     )
 

@@ -23,9 +23,11 @@ class OperatorSettings(BaseSettings):
     peering: str = Field(
         "ferryman", description="kopf peering object name; empty runs standalone (no HA)."
     )
-    priority: int = Field(0, description="kopf peering priority; give each replica its own.")
+    priority: int | None = Field(
+        None, description="kopf peering priority; unset gives each replica a random one."
+    )
     liveness_port: int = Field(8080, ge=0, le=65535, description="0 disables /healthz.")
-    liveness_host: str = "0.0.0.0"  # noqa: S104 - a pod's probe comes from the kubelet
+    liveness_host: str = "0.0.0.0"  # a pod's probe comes from the kubelet
     reconcile_interval: float = Field(30.0, gt=0, description="Seconds between drift checks.")
     scale_interval: float = Field(10.0, gt=0, description="Seconds between scaling decisions.")
     stream_replicas: int = Field(1, ge=1, le=5, description="Replicas of the JetStream streams.")
