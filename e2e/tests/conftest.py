@@ -31,8 +31,12 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cluster(state_dir: Path) -> Iterator[Kube]:
     cp = state_dir / "control-plane"
     script = REPO / "e2e/control-plane"
-    subprocess.run([str(script / "start.sh"), str(cp)], check=True, timeout=180,
-                   env={**os.environ, "FERRYMAN_E2E_BIN": str(BIN)})
+    subprocess.run(
+        [str(script / "start.sh"), str(cp)],
+        check=True,
+        timeout=180,
+        env={**os.environ, "FERRYMAN_E2E_BIN": str(BIN)},
+    )
     try:
         yield Kube(cp / "kubeconfig")
     finally:
@@ -53,10 +57,14 @@ def nats_url(state_dir: Path) -> Iterator[str]:
 
 def chart_values(nats_url: str) -> list[str]:
     return [
-        "--set", f"nats.url={nats_url}",
-        "--set", "database.existingSecret=ferryman-database",
-        "--set", "operator.reconcileInterval=3",
-        "--set", "operator.scaleInterval=1",
+        "--set",
+        f"nats.url={nats_url}",
+        "--set",
+        "database.existingSecret=ferryman-database",
+        "--set",
+        "operator.reconcileInterval=3",
+        "--set",
+        "operator.scaleInterval=1",
     ]
 
 
@@ -64,24 +72,42 @@ def chart_values(nats_url: str) -> list[str]:
 def release(cluster: Kube, nats_url: str) -> str:
     """`helm install` of the chart (the bundled NATS and PostgreSQL off: no kubelet here)."""
     cluster.kubectl("create", "namespace", NAMESPACE)
-    cluster.kubectl("-n", NAMESPACE, "create", "secret", "generic", "ferryman-database",
-                    "--from-literal=FERRYMAN_DATABASE_URL=postgresql://unused@127.0.0.1/none")
-    cluster.helm("install", RELEASE, str(REPO / "charts/ferryman"), "-n", NAMESPACE,
-                 *chart_values(nats_url), timeout=180)
+    cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "create",
+        "secret",
+        "generic",
+        "ferryman-database",
+        "--from-literal=FERRYMAN_DATABASE_URL=postgresql://unused@127.0.0.1/none",
+    )
+    cluster.helm(
+        "install",
+        RELEASE,
+        str(REPO / "charts/ferryman"),
+        "-n",
+        NAMESPACE,
+        *chart_values(nats_url),
+        timeout=180,
+    )
     return RELEASE
 
 
 def service_account_kubeconfig(cluster: Kube, account: str, path: Path) -> Path:
     """A kubeconfig that authenticates as ServiceAccount ``account`` (a TokenRequest token)."""
-    token = cluster.kubectl("-n", NAMESPACE, "create", "token", account,
-                            "--duration=4h").stdout.strip()
-    server = cluster.kubectl("config", "view", "--minify", "-o",
-                             "jsonpath={.clusters[0].cluster.server}").stdout
+    token = cluster.kubectl(
+        "-n", NAMESPACE, "create", "token", account, "--duration=4h"
+    ).stdout.strip()
+    server = cluster.kubectl(
+        "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"
+    ).stdout
     path.write_text(
         "apiVersion: v1\nkind: Config\n"
-        f"clusters: [{{name: e2e, cluster: {{server: '{server}', insecure-skip-tls-verify: true}}}}]\n"
+        "clusters: [{name: e2e, cluster: "
+        f"{{server: '{server}', insecure-skip-tls-verify: true}}}}]\n"
         f"users: [{{name: {account}, user: {{token: '{token}'}}}}]\n"
-        f"contexts: [{{name: sa, context: {{cluster: e2e, user: {account}, namespace: {NAMESPACE}}}}}]\n"
+        "contexts: [{name: sa, context: "
+        f"{{cluster: e2e, user: {account}, namespace: {NAMESPACE}}}}}]\n"
         "current-context: sa\n"
     )
     return path
@@ -97,8 +123,11 @@ class Operator:
 
 @pytest.fixture(scope="session")
 def operator_kube(cluster: Kube, release: str, state_dir: Path) -> Kube:
-    return Kube(service_account_kubeconfig(cluster, f"{FULLNAME}-operator",
-                                           state_dir / "operator.kubeconfig"))
+    return Kube(
+        service_account_kubeconfig(
+            cluster, f"{FULLNAME}-operator", state_dir / "operator.kubeconfig"
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +149,13 @@ def operator(operator_kube: Kube, nats_url: str, state_dir: Path) -> Iterator[Op
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ferryman_operator"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ferryman_operator"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
     op = Operator(proc, log, port)
 
     def healthy() -> bool:

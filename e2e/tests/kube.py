@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("FERRYMAN_E2E_BIN")
-           or Path(os.environ.get("FERRYMAN_E2E_CACHE", Path.home() / ".cache/ferryman-e2e")) / "bin")
+BIN = Path(
+    os.environ.get("FERRYMAN_E2E_BIN")
+    or Path(os.environ.get("FERRYMAN_E2E_CACHE", Path.home() / ".cache/ferryman-e2e")) / "bin"
+)
 
 
 class Kube:
@@ -24,18 +26,35 @@ class Kube:
         self.kubeconfig = kubeconfig
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig),
-                "HELM_CACHE_HOME": str(self.kubeconfig.parent / "helm-cache"),
-                "HELM_CONFIG_HOME": str(self.kubeconfig.parent / "helm-config"),
-                "HELM_DATA_HOME": str(self.kubeconfig.parent / "helm-data")}
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "HELM_CACHE_HOME": str(self.kubeconfig.parent / "helm-cache"),
+            "HELM_CONFIG_HOME": str(self.kubeconfig.parent / "helm-config"),
+            "HELM_DATA_HOME": str(self.kubeconfig.parent / "helm-data"),
+        }
 
-    def run(self, tool: str, *args: str, check: bool = True, input: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(BIN / tool), *args], env=self.env(), text=True,
-                              capture_output=True, input=input, timeout=timeout)
+    def run(
+        self,
+        tool: str,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / tool), *args],
+            check=False,
+            env=self.env(),
+            text=True,
+            capture_output=True,
+            input=input,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+                f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -51,8 +70,9 @@ class Kube:
         return self.kubectl("get", *args, check=False).returncode == 0
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60,
-             interval: float = 0.5) -> T:
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 60, interval: float = 0.5
+) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` and the last value."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -65,7 +85,9 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60,
             if last:
                 return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"
+            )
         time.sleep(interval)
 
 

@@ -17,7 +17,7 @@ QUANTITY = {"oneOf": [{"type": "string"}, {"type": "number"}]}
 
 
 def _file_name(group: str, version: str, kind: str) -> str:
-    suffix = version if not group else f"{group.split('.')[0]}-{version}"
+    suffix = version if not group else f"{group.split('.', maxsplit=1)[0]}-{version}"
     return f"{kind.lower()}-{suffix}.json"
 
 
@@ -26,9 +26,12 @@ def _fix(node: Any) -> Any:
         if node.get("format") == "int-or-string" or node.get("x-kubernetes-int-or-string") is True:
             return dict(INT_OR_STRING)
         out = {k: _fix(v) for k, v in node.items()}
-        if (out.get("type") == "object" and "properties" in out
-                and "additionalProperties" not in out
-                and out.get("x-kubernetes-preserve-unknown-fields") is not True):
+        if (
+            out.get("type") == "object"
+            and "properties" in out
+            and "additionalProperties" not in out
+            and out.get("x-kubernetes-preserve-unknown-fields") is not True
+        ):
             out["additionalProperties"] = False
         return out
     if isinstance(node, list):

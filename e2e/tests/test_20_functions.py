@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import FULLNAME, NAMESPACE, Operator
 from jetstream import consumer_info, delete_consumer, with_js
 from kube import Kube, condition, wait_for
 
+from conftest import FULLNAME, NAMESPACE, Operator
 from ferryman_jetstream import EVENTS_STREAM, TIMERS_STREAM, WORK_STREAM
 from ferryman_jetstream.schedules import cron_definitions
 
 VIDEO = "video-processing-process-video"
 CRON = "scheduled-jobs-daily-report"
-FUNCTIONS = [VIDEO, CRON, "scheduled-jobs-weekly-subscription-check",
-             "scheduled-jobs-send-subscription-reminder", "scheduled-jobs-monthly-cleanup"]
+FUNCTIONS = [
+    VIDEO,
+    CRON,
+    "scheduled-jobs-weekly-subscription-check",
+    "scheduled-jobs-send-subscription-reminder",
+    "scheduled-jobs-monthly-cleanup",
+]
 
 
 def all_ready(cluster: Kube) -> list[dict[str, Any]] | None:
     items = cluster.get("-n", NAMESPACE, "dfn")["items"]
     if len(items) == len(FUNCTIONS) and all(
-            condition(i, "Ready").get("status") == "True" for i in items):
+        condition(i, "Ready").get("status") == "True" for i in items
+    ):
         return items
     return None
 
@@ -43,12 +49,13 @@ def test_functions_become_ready(cluster: Kube, applied_examples: list[str]) -> N
     assert "cron(0 9 * * * Europe/Paris)" in cron_row
 
 
-def test_consumers_exist_with_the_spec_settings(nats_url: str,
-                                                applied_examples: list[str]) -> None:
+def test_consumers_exist_with_the_spec_settings(nats_url: str, applied_examples: list[str]) -> None:
     trigger = consumer_info(nats_url, EVENTS_STREAM, f"trigger-{VIDEO}")
     work = consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}")
     timers = consumer_info(nats_url, TIMERS_STREAM, f"timers-{VIDEO}")
-    assert trigger and work and timers
+    assert trigger
+    assert work
+    assert timers
     assert trigger.config.filter_subjects == ["ferryman.events.video.uploaded"]
     assert work.config.max_ack_pending == 20  # concurrency limit 20
     assert work.config.ack_wait == 60  # delivery.ackWait 60s
@@ -71,7 +78,10 @@ def test_status_and_deployments_of_pools(cluster: Kube, applied_examples: list[s
     dep = cluster.get("-n", NAMESPACE, "deployment", "video-processing-workers")
     owner = dep["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == (
-        "WorkerPool", "video-processing", True)
+        "WorkerPool",
+        "video-processing",
+        True,
+    )
     pod = dep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == f"{FULLNAME}-worker"
     assert pod["containers"][0]["args"] == ["worker", "-m", "examples.video_processing"]
@@ -80,53 +90,95 @@ def test_status_and_deployments_of_pools(cluster: Kube, applied_examples: list[s
     print(cluster.kubectl("-n", NAMESPACE, "get", "workerpools").stdout)
 
 
-def test_a_consumer_deleted_by_hand_comes_back(cluster: Kube, nats_url: str, operator: Operator,
-                                                applied_examples: list[str]) -> None:
+def test_a_consumer_deleted_by_hand_comes_back(
+    cluster: Kube, nats_url: str, operator: Operator, applied_examples: list[str]
+) -> None:
     wait_for("ready", lambda: all_ready(cluster), timeout=60)
     delete_consumer(nats_url, WORK_STREAM, f"work-{VIDEO}")
     assert consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}") is None
-    info = wait_for("the work consumer to come back",
-                    lambda: consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}"), timeout=30)
+    info = wait_for(
+        "the work consumer to come back",
+        lambda: consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}"),
+        timeout=30,
+    )
     assert info.config.max_ack_pending == 20
 
     def drift_event() -> bool:
-        events = cluster.get("-n", NAMESPACE, "events", "--field-selector",
-                             f"involvedObject.name={VIDEO}")["items"]
+        events = cluster.get(
+            "-n", NAMESPACE, "events", "--field-selector", f"involvedObject.name={VIDEO}"
+        )["items"]
         return any(e.get("reason") == "DriftCorrected" for e in events)
 
     wait_for("a DriftCorrected event on the DurableFunction", drift_event, timeout=30)
 
 
-def test_a_spec_change_updates_the_consumer(cluster: Kube, nats_url: str,
-                                            applied_examples: list[str]) -> None:
-    cluster.kubectl("-n", NAMESPACE, "patch", "dfn", VIDEO, "--type=merge",
-                    "-p", '{"spec": {"concurrency": [{"limit": 7}]}}')
+def test_a_spec_change_updates_the_consumer(
+    cluster: Kube, nats_url: str, applied_examples: list[str]
+) -> None:
+    cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "patch",
+        "dfn",
+        VIDEO,
+        "--type=merge",
+        "-p",
+        '{"spec": {"concurrency": [{"limit": 7}]}}',
+    )
 
     def updated() -> bool:
         info = consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}")
         return bool(info and info.config.max_ack_pending == 7)
 
     wait_for("max_ack_pending 7 on the work consumer", updated, timeout=30)
-    obj = wait_for("observedGeneration to follow", lambda: (
-        o := cluster.get("-n", NAMESPACE, "dfn", VIDEO))["status"].get("observedGeneration")
-        == o["metadata"]["generation"] and o)
+    obj = wait_for(
+        "observedGeneration to follow",
+        lambda: (
+            (o := cluster.get("-n", NAMESPACE, "dfn", VIDEO))["status"].get("observedGeneration")
+            == o["metadata"]["generation"]
+            and o
+        ),
+    )
     assert condition(obj, "Ready")["status"] == "True"
-    cluster.kubectl("-n", NAMESPACE, "patch", "dfn", VIDEO, "--type=merge",
-                    "-p", '{"spec": {"concurrency": [{"limit": 20}]}}')
-    wait_for("max_ack_pending back to 20", lambda: (
-        i := consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}")) and
-        i.config.max_ack_pending == 20, timeout=30)
+    cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "patch",
+        "dfn",
+        VIDEO,
+        "--type=merge",
+        "-p",
+        '{"spec": {"concurrency": [{"limit": 20}]}}',
+    )
+    wait_for(
+        "max_ack_pending back to 20",
+        lambda: (
+            (i := consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}"))
+            and i.config.max_ack_pending == 20
+        ),
+        timeout=30,
+    )
 
 
 def test_function_id_is_immutable(cluster: Kube, applied_examples: list[str]) -> None:
-    proc = cluster.kubectl("-n", NAMESPACE, "patch", "dfn", VIDEO, "--type=merge",
-                           "-p", '{"spec": {"functionId": "something-else"}}', check=False)
+    proc = cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "patch",
+        "dfn",
+        VIDEO,
+        "--type=merge",
+        "-p",
+        '{"spec": {"functionId": "something-else"}}',
+        check=False,
+    )
     assert proc.returncode != 0
     assert "functionId cannot be added, changed or removed" in proc.stderr
 
 
-def test_a_function_whose_pool_is_missing_says_so(cluster: Kube,
-                                                   applied_examples: list[str]) -> None:
+def test_a_function_whose_pool_is_missing_says_so(
+    cluster: Kube, applied_examples: list[str]
+) -> None:
     manifest = """
 apiVersion: ferryman.dev/v1alpha1
 kind: DurableFunction
@@ -137,9 +189,14 @@ spec:
   triggers: [{event: orphan.happened}]
 """
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=manifest)
-    obj = wait_for("Ready=False WorkerPoolNotFound", lambda: (
-        o := cluster.get("-n", NAMESPACE, "dfn", "orphan")) and
-        condition(o, "Ready").get("reason") == "WorkerPoolNotFound" and o)
+    obj = wait_for(
+        "Ready=False WorkerPoolNotFound",
+        lambda: (
+            (o := cluster.get("-n", NAMESPACE, "dfn", "orphan"))
+            and condition(o, "Ready").get("reason") == "WorkerPoolNotFound"
+            and o
+        ),
+    )
     assert "no-such-pool" in condition(obj, "Ready")["message"]
     assert condition(obj, "ConsumersReady")["status"] == "True"
     cluster.kubectl("-n", NAMESPACE, "delete", "dfn", "orphan", "--timeout=60s")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import NAMESPACE
 from kube import REPO, Kube
+
+from conftest import NAMESPACE
 
 CASES = sorted((REPO / "e2e/invalid").glob("*.yaml"))
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FULLNAME, NAMESPACE, Operator, service_account_kubeconfig
 from kube import REPO, Kube, free_port, wait_for
+
+from conftest import FULLNAME, NAMESPACE, Operator, service_account_kubeconfig
 
 VIDEO = "video-processing-process-video"
 
@@ -37,8 +38,9 @@ def database_url(state_dir: Path) -> Iterator[str]:
 
 def http(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"null")
 
@@ -47,8 +49,13 @@ class Proc:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.log = name, log
         with log.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ferryman_worker.cli", *args],
-                                         env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ferryman_worker.cli", *args],
+                env=env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def alive(self) -> bool:
         assert self.proc.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
@@ -64,30 +71,56 @@ class Proc:
 
 
 @pytest.fixture(scope="module")
-def engine(cluster: Kube, operator: Operator, nats_url: str, database_url: str,
-           state_dir: Path, applied_examples: list[str]) -> Iterator[str]:
+def engine(
+    cluster: Kube,
+    operator: Operator,
+    nats_url: str,
+    database_url: str,
+    state_dir: Path,
+    applied_examples: list[str],
+) -> Iterator[str]:
     """A worker for examples.video_processing and the gateway, as the chart would run them."""
     base = {**os.environ, "FERRYMAN_NATS_URL": nats_url, "FERRYMAN_DATABASE_URL": database_url}
     base.pop("KUBERNETES_SERVICE_HOST", None)
     worker_env = {
         **base,
-        "KUBECONFIG": str(service_account_kubeconfig(
-            cluster, f"{FULLNAME}-worker", state_dir / "worker.kubeconfig")),
+        "KUBECONFIG": str(
+            service_account_kubeconfig(
+                cluster, f"{FULLNAME}-worker", state_dir / "worker.kubeconfig"
+            )
+        ),
         # as the operator's Deployment sets it: the operator owns consumers and schedules
         "FERRYMAN_MANAGE_TOPOLOGY": "false",
         "FERRYMAN_WORKER_POOL": "video-processing",
     }
-    worker = Proc("worker", ["worker", "-m", "examples.video_processing"], worker_env,
-                  state_dir / "worker.log")
+    worker = Proc(
+        "worker",
+        ["worker", "-m", "examples.video_processing"],
+        worker_env,
+        state_dir / "worker.log",
+    )
     port = free_port()
-    gateway_env = {**base, "KUBECONFIG": str(service_account_kubeconfig(
-        cluster, f"{FULLNAME}-gateway", state_dir / "gateway.kubeconfig"))}
+    gateway_env = {
+        **base,
+        "KUBECONFIG": str(
+            service_account_kubeconfig(
+                cluster, f"{FULLNAME}-gateway", state_dir / "gateway.kubeconfig"
+            )
+        ),
+    }
     gateway = None
     try:
-        wait_for("the worker to host its functions", lambda: worker.alive() and (
-            "hosting" in worker.log.read_text(errors="replace")), timeout=90)
-        gateway = Proc("gateway", ["gateway", "--host", "127.0.0.1", "--port", str(port)],
-                       gateway_env, state_dir / "gateway.log")
+        wait_for(
+            "the worker to host its functions",
+            lambda: worker.alive() and ("hosting" in worker.log.read_text(errors="replace")),
+            timeout=90,
+        )
+        gateway = Proc(
+            "gateway",
+            ["gateway", "--host", "127.0.0.1", "--port", str(port)],
+            gateway_env,
+            state_dir / "gateway.log",
+        )
         url = f"http://127.0.0.1:{port}"
 
         def ready() -> bool:
@@ -107,8 +140,11 @@ def engine(cluster: Kube, operator: Operator, nats_url: str, database_url: str,
 
 
 def test_an_event_runs_the_function_to_completion(cluster: Kube, engine: str) -> None:
-    sent = http("POST", f"{engine}/e/e2e-key", {
-        "name": "video.uploaded", "data": {"videoId": "v-e2e", "url": "s3://videos/v-e2e.mp4"}})
+    sent = http(
+        "POST",
+        f"{engine}/e/e2e-key",
+        {"name": "video.uploaded", "data": {"videoId": "v-e2e", "url": "s3://videos/v-e2e.mp4"}},
+    )
     assert sent["status"] == 200
     [event_id] = sent["ids"]
 
@@ -123,5 +159,10 @@ def test_an_event_runs_the_function_to_completion(cluster: Kube, engine: str) ->
     assert [s["id"] for s in detail["steps"]] == ["transcribe", "summarize", "write-to-db"]
     assert detail["output"]["videoId"] == "v-e2e"
     # The function's status in the cluster stays healthy and its backlog drains.
-    wait_for("backlog 0 and Ready", lambda: (o := cluster.get(
-        "-n", NAMESPACE, "dfn", VIDEO))["status"].get("backlog") == 0 and o, timeout=30)
+    wait_for(
+        "backlog 0 and Ready",
+        lambda: (
+            (o := cluster.get("-n", NAMESPACE, "dfn", VIDEO))["status"].get("backlog") == 0 and o
+        ),
+        timeout=30,
+    )

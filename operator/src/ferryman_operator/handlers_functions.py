@@ -25,7 +25,9 @@ async def _schedule_condition(js: Any, topo: ferryman_jetstream.FunctionTopology
             "ScheduleReady", True, "Scheduled", f"{len(held)} cron schedule(s) armed in JetStream"
         )
     return cond.Condition(
-        "ScheduleReady", False, "ScheduleMissing",
+        "ScheduleReady",
+        False,
+        "ScheduleMissing",
         f"JetStream holds {len(held)} of {len(topo.crons)} cron schedules",
     )
 
@@ -49,8 +51,10 @@ async def reconcile(
     try:
         topo = fspec.topology(name, spec)
     except fspec.SpecError as error:
-        updates = [cond.Condition(t, False, "InvalidSpec", str(error))
-                   for t in ("ConsumersReady", "ScheduleReady", "Ready")]
+        updates = [
+            cond.Condition(t, False, "InvalidSpec", str(error))
+            for t in ("ConsumersReady", "ScheduleReady", "Ready")
+        ]
         patch.status["conditions"] = cond.merge(status.get("conditions"), updates, generation)
         kopf.warn(body, reason="InvalidSpec", message=str(error))
         raise kopf.PermanentError(str(error)) from error
@@ -62,7 +66,7 @@ async def reconcile(
         changed = await ferryman_jetstream.reconcile_function(js, topo)
         schedule = await _schedule_condition(js, topo)
         counts = await ferryman_jetstream.backlog_counts(js, topo.function_id)
-    except Exception as error:  # noqa: BLE001 - NATS down, timeouts: report and retry
+    except Exception as error:
         message = f"JetStream not reachable or refused the change: {error!r}"
         updates = [
             cond.Condition("ConsumersReady", False, "JetStreamError", message),
@@ -82,14 +86,18 @@ async def reconcile(
     pool = str(spec.get("workerPool", ""))
     pool_ok = (namespace, pool) in pools
     consumers_cond = cond.Condition(
-        "ConsumersReady", True, "ConsumersReconciled",
+        "ConsumersReady",
+        True,
+        "ConsumersReconciled",
         f"{len(consumers)} consumer(s): {', '.join(consumers)}",
     )
     if not schedule.ok:
         ready = cond.Condition("Ready", False, schedule.reason, schedule.message)
     elif not pool_ok:
         ready = cond.Condition(
-            "Ready", False, "WorkerPoolNotFound",
+            "Ready",
+            False,
+            "WorkerPoolNotFound",
             f"WorkerPool {pool!r} does not exist in namespace {namespace!r}; runs will wait for it",
         )
     else:
@@ -111,8 +119,14 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     async def function_changed(**kwargs: Any) -> None:
         await reconcile(announce=True, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs))
 
-    @kopf.timer(*RESOURCE, registry=registry, id="drift", interval=settings.reconcile_interval,
-                initial_delay=settings.reconcile_interval, backoff=10)
+    @kopf.timer(
+        *RESOURCE,
+        registry=registry,
+        id="drift",
+        interval=settings.reconcile_interval,
+        initial_delay=settings.reconcile_interval,
+        backoff=10,
+    )
     async def function_drift(**kwargs: Any) -> None:
         if kwargs["body"].get("metadata", {}).get("deletionTimestamp"):
             return
@@ -125,19 +139,22 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         function_id = fspec.function_id(name, spec)
         try:
             await ferryman_jetstream.remove_function(memo.js, function_id)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             raise kopf.TemporaryError(
                 f"cannot remove the consumers of {function_id} yet: {error!r}", delay=10
             ) from error
         logger.info("%s: consumers and schedules removed", function_id)
 
-    @kopf.index("ferryman.dev", "v1alpha1", "workerpools", registry=registry,
-                id="workerpools_by_name")
-    def workerpools_by_name(name: str, namespace: str, **_: Any) -> dict[tuple[str, str], bool]:
+    @kopf.index(
+        "ferryman.dev", "v1alpha1", "workerpools", registry=registry, id="workerpools_by_name"
+    )
+    def workerpools_by_name(
+        name: str, namespace: str | None, **_: Any
+    ) -> dict[tuple[str | None, str], bool]:
         return {(namespace, name): True}
 
     @kopf.index(*RESOURCE, registry=registry, id="functions_by_pool")
-    def functions_by_pool(name: str, namespace: str, spec: Any, **_: Any) -> dict[Any, str]:
+    def functions_by_pool(name: str, namespace: str | None, spec: Any, **_: Any) -> dict[Any, str]:
         return {(namespace, str(spec.get("workerPool", ""))): fspec.function_id(name, spec)}
 
 

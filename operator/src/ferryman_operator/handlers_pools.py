@@ -29,8 +29,15 @@ def _format_time(ts: float | None) -> str | None:
 
 
 async def size_pool(
-    *, name: str, namespace: str, spec: Any, body: Any, status: Any, patch: kopf.Patch,
-    memo: Any, functions: list[str],
+    *,
+    name: str,
+    namespace: str,
+    spec: Any,
+    body: Any,
+    status: Any,
+    patch: kopf.Patch,
+    memo: Any,
+    functions: list[str],
 ) -> None:
     """Decide the replicas from the backlog, apply the Deployment, report status."""
     generation = body.get("metadata", {}).get("generation")
@@ -42,7 +49,7 @@ async def size_pool(
     for function_id in functions:
         try:
             counts = await ferryman_jetstream.backlog_counts(memo.js, function_id)
-        except Exception as error:  # noqa: BLE001 - keep the size we have when NATS is away
+        except Exception as error:
             nats_error = f"cannot read the backlog from JetStream: {error!r}"
             break
         pending += counts.pending
@@ -53,11 +60,23 @@ async def size_pool(
     elif nats_error:
         decision = Decision(current if current is not None else policy.min, None, "BacklogUnknown")
     elif current is None:
-        decision = decide(policy, pending=pending, in_flight=in_flight, current=policy.min,
-                          low_since=None, now=time.time())
+        decision = decide(
+            policy,
+            pending=pending,
+            in_flight=in_flight,
+            current=policy.min,
+            low_since=None,
+            now=time.time(),
+        )
     else:
-        decision = decide(policy, pending=pending, in_flight=in_flight, current=current,
-                          low_since=_parse_time(status.get("lowSince")), now=time.time())
+        decision = decide(
+            policy,
+            pending=pending,
+            in_flight=in_flight,
+            current=current,
+            low_since=_parse_time(status.get("lowSince")),
+            now=time.time(),
+        )
 
     body_dep = dep.build(body, memo.settings, decision.replicas)
     try:
@@ -66,7 +85,9 @@ async def size_pool(
         message = f"cannot write Deployment {deploy_name}: {error}"
         patch.status["conditions"] = cond.merge(
             status.get("conditions"),
-            [cond.Condition("Ready", False, "DeploymentError", message)], generation)
+            [cond.Condition("Ready", False, "DeploymentError", message)],
+            generation,
+        )
         raise kopf.TemporaryError(message, delay=10) from error
 
     if action == "created":
@@ -74,18 +95,24 @@ async def size_pool(
     elif action == "updated":
         kopf.info(body, reason="DeploymentUpdated", message=f"updated Deployment {deploy_name}")
     elif action == "scaled":
-        kopf.info(body, reason=decision.reason,
-                  message=f"scaled {deploy_name} from {current} to {decision.replicas} "
-                          f"(pending {pending}, in flight {in_flight})")
+        kopf.info(
+            body,
+            reason=decision.reason,
+            message=f"scaled {deploy_name} from {current} to {decision.replicas} "
+            f"(pending {pending}, in flight {in_flight})",
+        )
         patch.status["lastScaleTime"] = cond.now()
 
     if nats_error:
         ready = cond.Condition("Ready", False, "BacklogUnknown", nats_error)
     else:
         ready = cond.Condition(
-            "Ready", True, decision.reason,
+            "Ready",
+            True,
+            decision.reason,
             f"{decision.replicas} replica(s) for backlog {pending + in_flight} "
-            f"({in_flight} in flight) over {len(functions)} function(s)")
+            f"({in_flight} in flight) over {len(functions)} function(s)",
+        )
     patch.status["conditions"] = cond.merge(status.get("conditions"), [ready], generation)
     patch.status["deployment"] = deploy_name
     patch.status["replicas"] = current if current is not None else 0
@@ -105,8 +132,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     async def pool_changed(**kwargs: Any) -> None:
         await size_pool(**_args(kwargs))
 
-    @kopf.timer(*RESOURCE, registry=registry, id="scale", interval=settings.scale_interval,
-                backoff=10)
+    @kopf.timer(
+        *RESOURCE, registry=registry, id="scale", interval=settings.scale_interval, backoff=10
+    )
     async def pool_scale(**kwargs: Any) -> None:
         if kwargs["body"].get("metadata", {}).get("deletionTimestamp"):
             return

@@ -16,7 +16,7 @@ TEMPLATE_HASH = "ferryman.dev/template-hash"
 async def api_client() -> client.ApiClient:
     """In a pod, the pod's ServiceAccount; elsewhere, KUBECONFIG (as kopf logs in)."""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     else:
         await config.load_kube_config()
     return client.ApiClient()
@@ -50,12 +50,12 @@ async def apply_deployment(api: client.ApiClient, deployment: dict[str, Any]) ->
     except ApiException as error:
         if error.status != 404:
             raise
-        await apps.create_namespaced_deployment(namespace, deployment)
+        await apps.create_namespaced_deployment(namespace, deployment)  # type: ignore[arg-type]
         return "created"
     annotations = found.metadata.annotations or {}
     if annotations.get(TEMPLATE_HASH) != meta["annotations"][TEMPLATE_HASH]:
         meta["resourceVersion"] = found.metadata.resource_version
-        await apps.replace_namespaced_deployment(name, namespace, deployment)
+        await apps.replace_namespaced_deployment(name, namespace, deployment)  # type: ignore[arg-type]
         return "updated"
     if int(found.spec.replicas or 0) != int(deployment["spec"]["replicas"]):
         await apps.patch_namespaced_deployment(

@@ -1,6 +1,6 @@
 """Start the operator: check the settings, then run kopf with peering and a liveness endpoint.
 
-    python -m ferryman_operator        (the operator image's entry point)
+python -m ferryman_operator        (the operator image's entry point)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ async def connect(servers: list[str], stream_replicas: int) -> tuple[Client, Jet
             reconnect_time_wait=1,
             error_cb=on_error,
         )
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable yet"
+    except Exception as error:
         raise NatsUnavailable(
             f"cannot connect to NATS at {', '.join(servers)} ({error!r}); "
             "check FERRYMAN_NATS_URL and that the server runs with JetStream (-js)"

@@ -7,36 +7,45 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SettingsError(SystemExit):
-    """Raised (and exits the process with status 1, printing the message) when the environment is not usable."""
+    """Exits the process with status 1, printing which settings are wrong."""
 
 
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FERRYMAN_", extra="ignore")
 
     nats_url: str = Field(
-        "nats://localhost:4222",
+        default="nats://localhost:4222",
         description="NATS server(s) with JetStream, comma-separated (FERRYMAN_NATS_URL).",
     )
     watch_namespaces: str = Field(
-        "", description="Comma-separated namespaces to watch; empty means all namespaces."
+        default="", description="Comma-separated namespaces to watch; empty means all namespaces."
     )
     peering: str = Field(
-        "ferryman", description="kopf peering object name; empty runs standalone (no HA)."
+        default="ferryman", description="kopf peering object name; empty runs standalone (no HA)."
     )
     priority: int | None = Field(
-        None, description="kopf peering priority; unset gives each replica a random one."
+        default=None, description="kopf peering priority; unset gives each replica a random one."
     )
-    liveness_port: int = Field(8080, ge=0, le=65535, description="0 disables /healthz.")
+    liveness_port: int = Field(default=8080, ge=0, le=65535, description="0 disables /healthz.")
     liveness_host: str = "0.0.0.0"  # a pod's probe comes from the kubelet
-    reconcile_interval: float = Field(30.0, gt=0, description="Seconds between drift checks.")
-    scale_interval: float = Field(10.0, gt=0, description="Seconds between scaling decisions.")
-    stream_replicas: int = Field(1, ge=1, le=5, description="Replicas of the JetStream streams.")
-    worker_service_account: str = Field(
-        "", description="Default ServiceAccount of worker pods (the chart's worker account)."
+    reconcile_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between drift checks."
     )
-    worker_nats_url: str = Field("", description="NATS URL given to workers (default: nats_url).")
+    scale_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between scaling decisions."
+    )
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of the JetStream streams."
+    )
+    worker_service_account: str = Field(
+        default="",
+        description="Default ServiceAccount of worker pods (the chart's worker account).",
+    )
+    worker_nats_url: str = Field(
+        default="", description="NATS URL given to workers (default: nats_url)."
+    )
     worker_env_secret: str = Field(
-        "", description="Secret (in the pool's namespace) loaded into workers with envFrom."
+        default="", description="Secret (in the pool's namespace) loaded into workers with envFrom."
     )
 
     @field_validator("nats_url", "worker_nats_url")
