@@ -49,6 +49,7 @@ def build(
         "args": ["worker", "-m", str(spec["module"])],
         "env": env,
         "ports": [{"name": "metrics", "containerPort": 9090}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
@@ -67,7 +68,7 @@ def build(
         "terminationGracePeriodSeconds": int(
             spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
         ),
-        "automountServiceAccountToken": False,
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     account = spec.get("serviceAccountName") or settings.worker_service_account
     if account:
