@@ -140,6 +140,7 @@ def operator(operator_kube: Kube, nats_url: str, state_dir: Path) -> Iterator[Op
         "KUBECONFIG": str(operator_kube.kubeconfig),
         "FERRYMAN_NATS_URL": nats_url,
         "FERRYMAN_PEERING": FULLNAME,  # the ClusterKopfPeering the chart created
+        "FERRYMAN_PRIORITY": "100",
         "FERRYMAN_RECONCILE_INTERVAL": "3",
         "FERRYMAN_SCALE_INTERVAL": "1",
         "FERRYMAN_LIVENESS_HOST": "127.0.0.1",
