@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ferryman._durations import Duration, parse_duration
+from ferryman._expressions import Expression
+from ferryman._runtime import WaitResult, WaitSpec
 from ferryman._engine import Execution
 from ferryman._events import Event, EventModel, coerce_events
 from ferryman.errors import NonRetriableError
@@ -85,6 +87,122 @@ class Step:
 
         result: list[str] = await self._execution.run_step(step_id, send, (), op="send_event")
         return result
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: Duration,
+        match: str | None = None,
+        if_: str | None = None,
+    ) -> Event | None:
+        """Pause until a later event named ``event`` satisfies the condition.
+
+        Args:
+            step_id: names the step.
+            event: the event name to wait for.
+            timeout: how long to wait (``"24h"``, a ``timedelta``).
+            match: ``"data.bookingId"``: the candidate's value equals the trigger's.
+            if_: a CEL expression over ``event`` (the run's trigger) and ``async``
+                (the candidate), e.g. ``"async.data.amount >= event.data.amount"``.
+
+        Returns:
+            The event, or ``None`` when the timeout passed first. An event sent before
+            the wait began does not count.
+        """
+        execution = self._execution
+        try:
+            delta = parse_duration(timeout, what=f"wait_for_event {step_id!r} timeout")
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
+        if match is not None and if_ is not None:
+            raise NonRetriableError(f"step {step_id!r}: give match= or if_=, not both")
+        if if_ is not None:
+            try:
+                Expression(if_, where=f"wait_for_event {step_id!r}")
+            except ValueError as exc:
+                raise NonRetriableError(str(exc)) from None
+        trigger = execution.events[0].to_wire() if execution.events else {}
+        path = _path(match, step_id) if match is not None else None
+
+        async def start(step: Any) -> None:
+            spec = WaitSpec(
+                event=event, timeout_at=execution.store.now() + delta, match_path=path,
+                match_value=_dig(trigger.get("data", {}), path) if path else None,
+                expression=if_, trigger=trigger,
+            )  # fmt: skip
+            await execution.store.wait_step(step, spec)
+
+        def interpret(result: WaitResult) -> tuple[Any, dict[str, Any] | None]:
+            return (result.event if result.status == "event" else None), None
+
+        found = await execution.wait(step_id, "wait", start, interpret)
+        return Event.model_validate(found) if found else None
+
+    async def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: dict[str, Any] | None = None,
+        timeout: Duration | None = None,
+    ) -> Any:
+        """Run another function and return its result.
+
+        Args:
+            step_id: names the step.
+            function: the function (as decorated) or its full id (``"app-fn"``).
+            data: the invoked run's ``event.data``.
+            timeout: give up after this long (default: wait as long as it runs).
+
+        Raises:
+            StepError: the invoked run failed, or the timeout passed first.
+        """
+        execution = self._execution
+        function_id = getattr(function, "id", function)
+        if not isinstance(function_id, str) or not function_id:
+            raise NonRetriableError(f"step {step_id!r}: function= must be a function or its id")
+        if data is not None and not isinstance(data, dict):
+            raise NonRetriableError(f"step {step_id!r}: data= must be a dict")
+        try:
+            delta = parse_duration(timeout, what="invoke timeout") if timeout is not None else None
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
+
+        async def start(step: Any) -> None:
+            at = execution.store.now() + delta if delta is not None else None
+            await execution.store.invoke_step(step, function_id, dict(data or {}), at)
+
+        def interpret(result: WaitResult) -> tuple[Any, dict[str, Any] | None]:
+            if result.status == "timeout":
+                return None, {"name": "InvokeTimeout",
+                              "message": f"{function_id} did not finish within {timeout}"}
+            finished = (result.event or {}).get("data", {})
+            if finished.get("error"):
+                return None, finished["error"]
+            return finished.get("output"), None
+
+        return await execution.wait(step_id, "invoke", start, interpret)
+
+
+def _path(match: str, step_id: str) -> list[str]:
+    """``"data.bookingId"`` -> ``["bookingId"]`` (a path within ``data``)."""
+    parts = match.split(".")
+    if len(parts) < 2 or parts[0] != "data" or not all(parts[1:]):
+        raise NonRetriableError(
+            f"step {step_id!r}: match={match!r} must name a field of the event data, "
+            "like 'data.bookingId'"
+        )
+    return parts[1:]
+
+
+def _dig(data: Any, path: list[str]) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
 
 
 class Context:

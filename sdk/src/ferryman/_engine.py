@@ -21,7 +21,7 @@ from typing import Any
 
 from ferryman._config import FunctionConfig
 from ferryman._events import Event
-from ferryman._runtime import NewStep, StepRecord, StepStore
+from ferryman._runtime import NewStep, StepRecord, StepStore, WaitResult
 from ferryman.errors import (
     LimitExceededError,
     NonDeterminismError,
@@ -280,6 +280,47 @@ class Execution:
             self._end()
         self.suspended = True
         raise _Suspend()
+
+    async def wait(
+        self,
+        step_id: str,
+        op: str,
+        start: Callable[[NewStep], Awaitable[None]],
+        interpret: Callable[[WaitResult], tuple[Any, dict[str, Any] | None]],
+    ) -> Any:
+        """A step that leaves the worker until something else resolves it.
+
+        ``start`` records the wait; ``interpret`` turns the resolution into the step's
+        ``(output, error)``. An error fails the step and raises StepError in the caller.
+        """
+        unique, position = self.claim(step_id)
+        record = self.memo.get(unique)
+        if record is None:
+            self.check_new(unique, position)
+            step = NewStep(unique, step_id, position, op, self._begin(), 0)
+            try:
+                await start(step)
+            finally:
+                self._end()
+            self.suspended = True
+            raise _Suspend()
+        if record.status == "COMPLETED":
+            return record.output
+        if record.status == "FAILED":
+            err = record.error or {}
+            raise StepError(unique, err.get("name", "Error"), err.get("message", ""))
+        result = await self.store.check_wait(record)
+        if result.status == "pending":
+            self.suspended = True
+            raise _Suspend()
+        output, error = interpret(result)
+        encoded = to_json(output, f"the result of step {unique!r}")
+        await self.store.resolve_step(record, output, encoded, error)
+        if error is not None:
+            record.status, record.error = "FAILED", error
+            raise StepError(unique, error.get("name", "Error"), error.get("message", ""))
+        record.status, record.output = "COMPLETED", output
+        return output
 
     # -- the pass -----------------------------------------------------------------------
 

@@ -44,6 +44,31 @@ class NewStep:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class WaitSpec:
+    """What a waiting step waits for.
+
+    ``match_path`` (within the candidate's ``data``) and ``match_value`` (the trigger's
+    value there) come from ``match="data.x"``; ``expression`` is a CEL ``if`` over
+    ``event`` (the run's trigger) and ``async`` (the candidate).
+    """
+
+    event: str
+    timeout_at: datetime | None
+    match_path: list[str] | None = None
+    match_value: Any = None
+    expression: str | None = None
+    trigger: dict[str, Any] | None = None
+
+
+@dataclass
+class WaitResult:
+    """``pending``, ``event`` (with the event as a dict) or ``timeout``."""
+
+    status: str
+    event: dict[str, Any] | None = None
+
+
 class StepStore(Protocol):
     """Where the engine commits checkpoints. Each call is durable when it returns."""
 
@@ -66,6 +91,22 @@ class StepStore(Protocol):
 
     async def send_events(self, events: list[Event]) -> list[str]:
         """Store and publish events (ids already set, so a resend is deduplicated)."""
+
+    async def wait_step(self, step: NewStep, spec: WaitSpec) -> None:
+        """Record a wait for an event (and its timeout timer)."""
+
+    async def invoke_step(
+        self, step: NewStep, function_id: str, data: dict[str, Any], timeout_at: datetime | None
+    ) -> None:
+        """Start a run of ``function_id`` and wait for it to finish."""
+
+    async def check_wait(self, step: StepRecord) -> WaitResult:
+        """Whether a waiting step's event came, its time ran out, or it still waits."""
+
+    async def resolve_step(
+        self, step: StepRecord, output: Any, output_json: str, error: dict[str, Any] | None
+    ) -> None:
+        """Complete (or fail, with ``error``) a step that was waiting."""
 
 
 class Sender(Protocol):

@@ -24,7 +24,10 @@ from ferryman._context import Context
 from ferryman._engine import Execution, Outcome
 from ferryman._events import Event, coerce_events
 from ferryman._function import Function
-from ferryman._runtime import NewStep, StepRecord, set_sender
+from ferryman.errors import NonRetriableError, describe
+from ferryman._durations import Duration, parse_duration
+from ferryman._expressions import Expression
+from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec, set_sender
 
 __all__ = ["InMemoryRuntime", "TestResult", "run_function"]
 
@@ -52,13 +55,20 @@ class InMemoryRuntime:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     sent: list[Event] = field(default_factory=list)
     timers: list[datetime] = field(default_factory=list)
+    #: events that arrive later: ``(arrival time, event)``; see ``run_function(incoming=)``
+    arrivals: list[tuple[datetime, Event]] = field(default_factory=list)
+    #: functions ``step.invoke`` may call, by id: a Function or a plain callable(data)
+    functions: dict[str, Any] = field(default_factory=dict)
+    waits: dict[str, tuple[WaitSpec, datetime]] = field(default_factory=dict)
+    resolved: dict[str, WaitResult] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock
 
     def _put(self, step: NewStep, status: str, **values: Any) -> StepRecord:
         record = self.steps.get(step.id) or StepRecord(
-            step.id, step.position, step.op, status, parallel=step.parallel, name=step.name
+            step.id, step.position, values.pop("op", step.op), status, parallel=step.parallel,
+            name=step.name,
         )
         record.status = status
         for key, value in values.items():
@@ -87,6 +97,76 @@ class InMemoryRuntime:
         self.sent.extend(events)
         return [e.id or "" for e in events]
 
+    def _matches(self, spec: WaitSpec, event: Event) -> bool:
+        if event.name != spec.event:
+            return False
+        if spec.match_path is not None:
+            value: Any = event.data
+            for key in spec.match_path:
+                value = value.get(key) if isinstance(value, dict) else None
+            return value is not None and value == spec.match_value
+        if spec.expression:
+            expr = Expression(spec.expression, where="wait_for_event")
+            return expr.matches({"event": spec.trigger or {}, "async": event.to_wire()})
+        return True
+
+    def _first_arrival(self, spec: WaitSpec, since: datetime) -> tuple[datetime, Event] | None:
+        for at, event in sorted(self.arrivals, key=lambda a: a[0]):
+            if at >= since and self._matches(spec, event):
+                if spec.timeout_at is None or at <= spec.timeout_at:
+                    return at, event
+        return None
+
+    async def wait_step(self, step: NewStep, spec: WaitSpec) -> None:
+        self._put(step, "WAITING")
+        self.waits[step.id] = (spec, self.clock)
+        arrival = self._first_arrival(spec, self.clock)
+        due = [t for t in (arrival[0] if arrival else None, spec.timeout_at) if t is not None]
+        if due:
+            self.timers.append(min(due))
+
+    async def invoke_step(
+        self, step: NewStep, function_id: str, data: dict[str, Any], timeout_at: datetime | None
+    ) -> None:
+        self._put(step, "WAITING", op="invoke")
+        target = self.functions.get(function_id)
+        if target is None:
+            raise NonRetriableError(
+                f"the in-memory runtime does not know function {function_id!r}; pass "
+                f"run_function(..., functions={{{function_id!r}: fn}})"
+            )
+        if isinstance(target, Function):
+            child = await run_function(
+                target, {"name": "ferryman/function.invoked", "data": data},
+                runtime=InMemoryRuntime(clock=self.clock, functions=self.functions),
+                run_id=f"{step.id}-child",
+            )
+            finished = {"output": child.output, "error": child.error}
+        else:
+            try:
+                finished = {"output": target(data), "error": None}
+            except Exception as exc:  # noqa: BLE001 - the invoked function failed
+                finished = {"output": None, "error": describe(exc)}
+        self.resolved[step.id] = WaitResult("event", {"data": finished})
+        self.timers.append(self.clock)
+
+    async def check_wait(self, step: StepRecord) -> WaitResult:
+        if step.id in self.resolved:
+            return self.resolved[step.id]
+        spec, since = self.waits[step.id]
+        arrival = self._first_arrival(spec, since)
+        if arrival is not None and arrival[0] <= self.clock:
+            return WaitResult("event", arrival[1].to_wire())
+        if spec.timeout_at is not None and self.clock >= spec.timeout_at:
+            return WaitResult("timeout")
+        return WaitResult("pending")
+
+    async def resolve_step(
+        self, step: StepRecord, output: Any, output_json: str, error: dict[str, Any] | None
+    ) -> None:
+        step.status = "FAILED" if error else "COMPLETED"
+        step.output, step.error = output, error
+
     async def send(self, events: list[Event]) -> list[str]:
         stamped = [
             e if e.id else e.model_copy(update={"id": f"evt-{len(self.sent) + i}"})
@@ -102,9 +182,22 @@ async def run_function(
     runtime: InMemoryRuntime | None = None,
     run_id: str = "test-run",
     max_passes: int = 1000,
+    incoming: list[tuple[Duration, Any]] | None = None,
+    functions: dict[str, Any] | None = None,
 ) -> TestResult:
-    """Run ``fn`` for ``event`` (or a batch) to its end, in virtual time."""
+    """Run ``fn`` for ``event`` (or a batch) to its end, in virtual time.
+
+    Args:
+        incoming: events that arrive later, as ``(delay after the start, event)``; a
+            ``wait_for_event`` sees those that arrive while it waits.
+        functions: what ``step.invoke`` may call, by function id: a decorated function
+            (run in memory too) or a plain callable taking the data.
+    """
     runtime = runtime or InMemoryRuntime()
+    for delay, later in incoming or []:
+        for e in coerce_events(later):
+            runtime.arrivals.append((runtime.clock + parse_duration(delay), e))
+    runtime.functions.update(functions or {})
     events = coerce_events(event)
     for e in events:
         fn.validate_event(e)
