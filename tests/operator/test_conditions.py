@@ -3,8 +3,16 @@ from ferryman_operator.conditions import Condition, is_true, merge
 
 def test_transition_time_moves_only_on_status_change() -> None:
     first = merge(None, [Condition("Ready", False, "Pending", "wait")], 1, at="T1")
-    assert first == [{"type": "Ready", "status": "False", "reason": "Pending", "message": "wait",
-                      "observedGeneration": 1, "lastTransitionTime": "T1"}]
+    assert first == [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "Pending",
+            "message": "wait",
+            "observedGeneration": 1,
+            "lastTransitionTime": "T1",
+        }
+    ]
     same = merge(first, [Condition("Ready", False, "Other", "still")], 2, at="T2")
     assert same[0]["lastTransitionTime"] == "T1"
     assert same[0]["reason"] == "Other"

@@ -15,7 +15,8 @@ POOL = {
 
 def test_deployment_is_owned_and_runs_the_module() -> None:
     settings = OperatorSettings(
-        nats_url="nats://nats:4222", worker_service_account="ferryman-worker",
+        nats_url="nats://nats:4222",
+        worker_service_account="ferryman-worker",
         worker_env_secret="ferryman-worker-env",
     )
     d = dep.build(POOL, settings, replicas=2)

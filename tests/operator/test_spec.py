@@ -53,7 +53,10 @@ def test_function_id_defaults_to_the_name_and_can_be_set() -> None:
 def test_max_ack_pending_defaults_and_overrides() -> None:
     assert fspec.max_ack_pending({}) == 1000
     assert fspec.max_ack_pending({"concurrency": [{"limit": 3, "key": "k"}]}) == 1000
-    assert fspec.max_ack_pending({"concurrency": [{"limit": 3}], "delivery": {"maxAckPending": 7}}) == 7
+    assert (
+        fspec.max_ack_pending({"concurrency": [{"limit": 3}], "delivery": {"maxAckPending": 7}})
+        == 7
+    )
 
 
 def test_no_triggers_is_a_spec_error() -> None:
