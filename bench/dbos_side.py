@@ -1,0 +1,410 @@
+"""DBOS Transact's side of each scenario: async workflows and ``@DBOS.step`` no-op steps.
+
+DBOS runs in this process with its default settings (system database on the shared
+PostgreSQL, its own database), started the way its docs show: ``DBOS(config=...)`` then
+``DBOS.launch()``. Workflows are started with ``DBOS.start_workflow_async`` (they run on
+this event loop, concurrently) or, for (b) with ``--dbos-queue``, enqueued on a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from dbos import DBOS, DBOSConfig, SetWorkflowID
+
+from bench.common import MB, CpuMeter, Result, RssSampler, ScenarioTimeout, settle_memory, summary
+
+WAITERS: dict[str, asyncio.Future[float]] = {}
+RESUMED: dict[str, float] = {}
+
+
+@DBOS.step()
+async def noop_step() -> None:
+    return None
+
+
+@DBOS.workflow()
+async def seq(n: int) -> int:
+    for _ in range(n):
+        await noop_step()
+    return n
+
+
+@DBOS.step()
+def noop_step_sync() -> None:
+    return None
+
+
+@DBOS.workflow()
+def seq_sync(n: int) -> int:
+    for _ in range(n):
+        noop_step_sync()
+    return n
+
+
+@DBOS.step()
+async def first_stamp(key: str) -> None:
+    now = time.perf_counter()
+    fut = WAITERS.get(key)
+    if fut is not None and not fut.done():
+        fut.set_result(now)
+
+
+@DBOS.workflow()
+async def first(key: str) -> None:
+    await first_stamp(key)
+
+
+LOOP: asyncio.AbstractEventLoop | None = None
+
+
+@DBOS.step()
+def first_stamp_sync(key: str) -> None:
+    now = time.perf_counter()
+    fut = WAITERS.get(key)
+    if fut is not None and LOOP is not None:
+        LOOP.call_soon_threadsafe(_resolve, fut, now)
+
+
+def _resolve(fut: asyncio.Future[float], value: float) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+@DBOS.workflow()
+def first_sync(key: str) -> None:
+    first_stamp_sync(key)
+
+
+@DBOS.step()
+async def resumed() -> None:
+    RESUMED.setdefault(DBOS.workflow_id or "", time.time())
+
+
+@DBOS.workflow()
+async def sleeper(secs: float) -> None:
+    await DBOS.sleep_async(secs)
+    await resumed()
+
+
+class Side:
+    def __init__(self, db_url: str, params: dict[str, Any]) -> None:
+        self.db_url = db_url
+        self.params = params
+
+    async def start(self) -> None:
+        self.config: DBOSConfig = {
+            "name": "ferryman-bench",
+            "system_database_url": self.db_url,
+            "log_level": "WARNING",
+        }
+        DBOS(config=self.config)
+        DBOS.launch()
+        self.obs = await psycopg.AsyncConnection.connect(self.db_url, autocommit=True)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.obs.close()
+        with contextlib.suppress(Exception):
+            DBOS.destroy(workflow_completion_timeout_sec=0)
+
+    def settings_used(self) -> dict[str, Any]:
+        import dbos
+
+        return {
+            "dbos_version": getattr(dbos, "__version__", None) or _version("dbos"),
+            "mode": "in-process DBOS, default config (system database pool 20, "
+            "LISTEN/NOTIFY on); "
+            + (
+                "plain-def workflows and steps started with DBOS.start_workflow "
+                "(each workflow on a DBOS executor thread)"
+                if self.sync
+                else "async workflows and steps started with DBOS.start_workflow_async"
+            ),
+            "config": {k: v for k, v in self.config.items() if k != "system_database_url"},
+        }
+
+    async def counts(self, name: str, since_ms: int = 0) -> tuple[int, int]:
+        cur = await self.obs.execute(
+            "SELECT count(*) FILTER (WHERE status = 'SUCCESS'), "
+            "count(*) FILTER (WHERE status IN ('ERROR','CANCELLED',"
+            "'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) "
+            "FROM dbos.workflow_status WHERE name = %s AND created_at >= %s",
+            (name, since_ms),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    async def wait_done(
+        self,
+        name: str,
+        total: int,
+        timeout: float,
+        what: str,
+        since_ms: int = 0,
+        poll: float = 0.05,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            ok, bad = await self.counts(name, since_ms)
+            if bad:
+                raise RuntimeError(f"{bad} DBOS {what} workflows failed")
+            if ok >= total:
+                return
+            if time.monotonic() > deadline:
+                raise ScenarioTimeout(
+                    f"DBOS did not finish: {ok}/{total} {what} workflows succeeded after "
+                    f"{timeout:.0f} s"
+                )
+            await asyncio.sleep(poll)
+
+    @property
+    def sync(self) -> bool:
+        return bool(self.params.get("dbos_style", "sync") == "sync")
+
+    async def start_many(self, fn: Any, args: list[tuple[Any, ...]]) -> list[str]:
+        ids = []
+        handles: Any
+        if self.params.get("dbos_gather") and len(args) > 1:
+            if self.sync and fn is seq:
+                handles = await asyncio.gather(
+                    *(asyncio.to_thread(DBOS.start_workflow, seq_sync, *a) for a in args)
+                )
+            else:
+                handles = await asyncio.gather(*(DBOS.start_workflow_async(fn, *a) for a in args))
+            return [h.get_workflow_id() for h in handles]
+        if self.sync and fn is seq:
+            for a in args:
+                ids.append(DBOS.start_workflow(seq_sync, *a).get_workflow_id())
+            return ids
+        for a in args:
+            handle = await DBOS.start_workflow_async(fn, *a)
+            ids.append(handle.get_workflow_id())
+        return ids
+
+    @property
+    def seq_name(self) -> str:
+        return "seq_sync" if self.sync else "seq"
+
+    # -- scenarios --------------------------------------------------------------------------
+
+    async def scenario_a(self, result: Result, timeout: float) -> None:
+        steps = int(self.params["steps"])
+        repeats = int(self.params.get("repeats", 3))
+        await self.start_many(seq, [(min(100, steps),)] * 2)
+        await self.wait_done(self.seq_name, 2, timeout, "warm-up")
+        per_step, walls = [], []
+        deadline = time.monotonic() + timeout
+        cpu = CpuMeter().start()
+        for _ in range(repeats):
+            t0 = time.time()
+            [wid] = await self.start_many(seq, [(steps,)])
+            while True:
+                ok, bad = await self.counts(self.seq_name, int(t0 * 1000))
+                if ok or bad:
+                    break
+                if time.monotonic() > deadline:
+                    raise ScenarioTimeout(
+                        f"DBOS did not finish a {steps}-step workflow within {timeout:.0f} s"
+                    )
+                await asyncio.sleep(0.005)
+            t_seen = time.time()
+            cur = await self.obs.execute(
+                "SELECT started_at_epoch_ms, completed_at, created_at, updated_at "
+                "FROM dbos.workflow_status WHERE workflow_uuid = %s",
+                (wid,),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            started = row[0] if row[0] is not None else row[2]
+            ended = row[1] if row[1] is not None else row[3]
+            per_step.append((ended - started) / steps)
+            walls.append((t_seen - t0) * 1000 / steps)
+        result.metrics = {
+            "cpu": cpu.stop(),
+            "ms_per_step": sorted(per_step)[len(per_step) // 2],
+            "ms_per_step_all": per_step,
+            "ms_per_step_wall_from_send": sorted(walls)[len(walls) // 2],
+            "how": "workflow_status.started_at_epoch_ms to completed_at, divided by "
+            f"{steps}; median of {repeats} runs",
+        }
+
+    async def scenario_b(self, result: Result, timeout: float) -> None:
+        runs, steps = int(self.params["runs"]), int(self.params["steps"])
+        use_queue = bool(self.params.get("dbos_queue"))
+        warm = max(20, runs // 10)
+        queue_name = "bench"
+        if use_queue:
+            await DBOS.register_queue_async(
+                queue_name, worker_concurrency=runs, polling_interval_sec=0.1
+            )
+
+            async def start(n: int) -> None:
+                for _ in range(n):
+                    if self.sync:
+                        DBOS.enqueue_workflow(queue_name, seq_sync, steps)
+                    else:
+                        await DBOS.enqueue_workflow_async(queue_name, seq, steps)
+        else:
+
+            async def start(n: int) -> None:
+                await self.start_many(seq, [(steps,)] * n)
+
+        await start(warm)
+        await self.wait_done(self.seq_name, warm, timeout, "warm-up")
+        await asyncio.sleep(0.5)
+        cpu = CpuMeter().start()
+        t0 = time.time()
+        since = int(t0 * 1000)
+        await start(runs)
+        t_sent = time.time()
+        await self.wait_done(self.seq_name, runs, timeout, "10-step", since_ms=since, poll=0.02)
+        cpu_b = cpu.stop()
+        cur = await self.obs.execute(
+            "SELECT max(coalesce(completed_at, updated_at)), percentile_cont(0.5) WITHIN GROUP "
+            "(ORDER BY coalesce(completed_at, updated_at) - created_at) "
+            "FROM dbos.workflow_status WHERE name = %s AND created_at >= %s",
+            (self.seq_name, since),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        elapsed = row[0] / 1000 - t0
+        result.metrics = {
+            "cpu": cpu_b,
+            "steps_per_second": runs * steps / elapsed,
+            "runs_per_second": runs / elapsed,
+            "elapsed_s": elapsed,
+            "send_s": t_sent - t0,
+            "run_p50_created_to_ended_s": float(row[1]) / 1000,
+            "how": (
+                f"{runs} workflows enqueued on a DBOS queue (worker_concurrency={runs}, "
+                "polling 0.1 s)"
+                if use_queue
+                else f"{runs} workflows started with DBOS.start_workflow"
+                + ("" if self.sync else "_async")
+            )
+            + "; from just before the first start to the last completed_at",
+        }
+
+    async def scenario_c(self, result: Result, timeout: float) -> None:
+        global LOOP
+        LOOP = asyncio.get_running_loop()
+        runs = int(self.params["runs"])
+        deadline = time.monotonic() + timeout
+
+        async def one() -> float:
+            key = uuid.uuid4().hex
+            fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            WAITERS[key] = fut
+            t0 = time.perf_counter()
+            if self.sync:
+                DBOS.start_workflow(first_sync, key)
+            else:
+                await DBOS.start_workflow_async(first, key)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ScenarioTimeout("DBOS latency scenario ran out of time")
+            try:
+                t1 = await asyncio.wait_for(fut, min(left, 30))
+            except TimeoutError:
+                raise ScenarioTimeout("DBOS: no first step within 30 s of a start") from None
+            WAITERS.pop(key, None)
+            return (t1 - t0) * 1000
+
+        for _ in range(min(30, runs)):
+            await one()
+        cpu = CpuMeter().start()
+        values = [await one() for _ in range(runs)]
+        result.metrics = {
+            "cpu": cpu.stop(),
+            "direct_ms": summary(values),
+            "how": "perf_counter just before DBOS.start_workflow"
+            + ("" if self.sync else "_async")
+            + " to the first @DBOS.step body",
+        }
+
+    async def scenario_d(self, result: Result, timeout: float) -> None:
+        runs, secs = int(self.params["runs"]), float(self.params["secs"])
+        warm = min(200, runs)
+        await self.start_many(sleeper, [(1.0,)] * warm)
+        await self.wait_done("sleeper", warm, timeout, "warm-up")
+        RESUMED.clear()
+        baseline = settle_memory()
+        sampler = RssSampler().start()
+        cpu = CpuMeter().start()
+        t0 = time.time()
+        since = int(t0 * 1000)
+        try:
+            ids = []
+            for _ in range(runs):
+                wid = uuid.uuid4().hex
+                with SetWorkflowID(wid):
+                    await DBOS.start_workflow_async(sleeper, secs)
+                ids.append(wid)
+            t_sent = time.time()
+            deadline = time.monotonic() + timeout
+            while True:
+                cur = await self.obs.execute(
+                    "SELECT count(*) FROM dbos.operation_outputs o JOIN dbos.workflow_status w "
+                    "ON w.workflow_uuid = o.workflow_uuid WHERE o.function_name = 'DBOS.sleep' "
+                    "AND w.created_at >= %s",
+                    (since,),
+                )
+                row = await cur.fetchone()
+                asleep = int(row[0]) if row else 0
+                if asleep >= runs or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            t_asleep = time.time()
+            await self.wait_done(
+                "sleeper",
+                runs,
+                max(1.0, deadline - time.monotonic()),
+                "sleeping",
+                since_ms=since,
+                poll=0.1,
+            )
+            t_end = time.time()
+            cpu_d = cpu.stop()
+        finally:
+            sampler.stop()
+        cur = await self.obs.execute(
+            "SELECT o.workflow_uuid, o.output FROM dbos.operation_outputs o "
+            "JOIN dbos.workflow_status w ON w.workflow_uuid = o.workflow_uuid "
+            "WHERE o.function_name = 'DBOS.sleep' AND w.created_at >= %s",
+            (since,),
+        )
+        wakes = {r[0]: float(json.loads(r[1])) for r in await cur.fetchall()}
+        late = [RESUMED[k] - w for k, w in wakes.items() if k in RESUMED]
+        first_wake = min(wakes.values())
+        result.metrics = {
+            "cpu": cpu_d,
+            "rss_growth_mb": (sampler.peak(t0) - baseline) / MB,
+            "rss_growth_while_asleep_mb": (sampler.peak(t_sent, first_wake) - baseline) / MB
+            if first_wake > t_sent
+            else None,
+            "rss_baseline_mb": baseline / MB,
+            "rss_peak_mb": sampler.peak(t0) / MB,
+            "rss_end_mb": sampler.samples[-1][1] / MB,
+            "late_s": summary(late),
+            "send_s": t_sent - t0,
+            "all_asleep_after_s": t_asleep - t0,
+            "all_done_after_s": t_end - t0,
+            "how": "RSS of the process running DBOS (psutil, every 100 ms), peak from the first "
+            "start to the last completion minus the settled baseline after warm-up; "
+            "lateness = time the step after DBOS.sleep_async started minus the wake "
+            "time DBOS recorded for the sleep",
+        }
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
