@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ferryman._durations import Duration, parse_duration
-from ferryman._expressions import Expression
-from ferryman._runtime import WaitResult, WaitSpec
 from ferryman._engine import Execution
 from ferryman._events import Event, EventModel, coerce_events
+from ferryman._expressions import Expression
+from ferryman._runtime import WaitResult, WaitSpec
 from ferryman.errors import NonRetriableError
 
 T = TypeVar("T")
@@ -176,8 +176,10 @@ class Step:
 
         def interpret(result: WaitResult) -> tuple[Any, dict[str, Any] | None]:
             if result.status == "timeout":
-                return None, {"name": "InvokeTimeout",
-                              "message": f"{function_id} did not finish within {timeout}"}
+                return None, {
+                    "name": "InvokeTimeout",
+                    "message": f"{function_id} did not finish within {timeout}",
+                }
             finished = (result.event or {}).get("data", {})
             if finished.get("error"):
                 return None, finished["error"]

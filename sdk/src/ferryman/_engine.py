@@ -353,6 +353,11 @@ class Execution:
                 return Outcome("FAILED", error=error)
             at = retry_time(exc, self.attempt, self.config, self.store.now(), self.rand())
             return Outcome("RETRY", error=error, retry_at=at)
+        except BaseException:
+            # The runtime stopped this pass (cancelled, lease lost, store down): branches
+            # still running in a gather must not start new steps.
+            self.suspended = True
+            raise
         await self._idle.wait()
         if self.suspended:  # a branch suspended but the function swallowed it
             return Outcome("SUSPENDED")

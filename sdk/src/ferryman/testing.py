@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferryman._context import Context
+from ferryman._durations import Duration, parse_duration
 from ferryman._engine import Execution, Outcome
 from ferryman._events import Event, coerce_events
-from ferryman._function import Function
-from ferryman.errors import NonRetriableError, describe
-from ferryman._durations import Duration, parse_duration
 from ferryman._expressions import Expression
+from ferryman._function import Function
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec, set_sender
+from ferryman.errors import NonRetriableError, describe
 
 __all__ = ["InMemoryRuntime", "TestResult", "run_function"]
 
@@ -67,7 +67,11 @@ class InMemoryRuntime:
 
     def _put(self, step: NewStep, status: str, **values: Any) -> StepRecord:
         record = self.steps.get(step.id) or StepRecord(
-            step.id, step.position, values.pop("op", step.op), status, parallel=step.parallel,
+            step.id,
+            step.position,
+            values.pop("op", step.op),
+            status,
+            parallel=step.parallel,
             name=step.name,
         )
         record.status = status
@@ -112,9 +116,9 @@ class InMemoryRuntime:
 
     def _first_arrival(self, spec: WaitSpec, since: datetime) -> tuple[datetime, Event] | None:
         for at, event in sorted(self.arrivals, key=lambda a: a[0]):
-            if at >= since and self._matches(spec, event):
-                if spec.timeout_at is None or at <= spec.timeout_at:
-                    return at, event
+            in_time = spec.timeout_at is None or at <= spec.timeout_at
+            if at >= since and in_time and self._matches(spec, event):
+                return at, event
         return None
 
     async def wait_step(self, step: NewStep, spec: WaitSpec) -> None:
@@ -137,7 +141,8 @@ class InMemoryRuntime:
             )
         if isinstance(target, Function):
             child = await run_function(
-                target, {"name": "ferryman/function.invoked", "data": data},
+                target,
+                {"name": "ferryman/function.invoked", "data": data},
                 runtime=InMemoryRuntime(clock=self.clock, functions=self.functions),
                 run_id=f"{step.id}-child",
             )
@@ -145,7 +150,7 @@ class InMemoryRuntime:
         else:
             try:
                 finished = {"output": target(data), "error": None}
-            except Exception as exc:  # noqa: BLE001 - the invoked function failed
+            except Exception as exc:
                 finished = {"output": None, "error": describe(exc)}
         self.resolved[step.id] = WaitResult("event", {"data": finished})
         self.timers.append(self.clock)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 
 from ferryman_jetstream.subjects import (
     EVENTS_PREFIX,
     EVENTS_STREAM,
+    MATCHER_CONSUMER,
     TIMERS_PREFIX,
     TIMERS_STREAM,
     WORK_PREFIX,
@@ -52,8 +60,20 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     ]
 
 
+def matcher_config() -> ConsumerConfig:
+    """The matcher sees every event from the moment it exists."""
+    return ConsumerConfig(
+        durable_name=MATCHER_CONSUMER,
+        filter_subject=f"{EVENTS_PREFIX}.>",
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=20_000,
+    )
+
+
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create the streams, or bring existing ones to the wanted configuration."""
+    """Create the streams and the matcher consumer, or bring them to the wanted state."""
     for config in stream_configs(replicas):
         try:
             await js.stream_info(config.name or "")
@@ -61,3 +81,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    try:
+        await js.consumer_info(EVENTS_STREAM, MATCHER_CONSUMER)
+    except NotFoundError:
+        await js.add_consumer(EVENTS_STREAM, matcher_config())

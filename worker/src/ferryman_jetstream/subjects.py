@@ -73,6 +73,10 @@ def cron_tick_subject(function_id: str) -> str:
     return f"{TIMERS_PREFIX}.tick.{function_id}"
 
 
+# One consumer shared by every worker: each event is matched against pending waits once.
+MATCHER_CONSUMER = "matcher"
+
+
 def trigger_consumer(function_id: str) -> str:
     return f"trigger-{function_id}"
 

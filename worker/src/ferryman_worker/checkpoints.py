@@ -21,9 +21,13 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ferryman import Event
-from ferryman._runtime import NewStep, StepRecord
+from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
 from ferryman_worker import jsonutil
-from ferryman_worker.runs import LeaseLost, StoreUnavailable
+from ferryman_worker.ids import new_id
+from ferryman_worker.runs import LeaseLost, RunCancelled, StoreUnavailable
+
+INVOKED_EVENT = "ferryman/function.invoked"
+FINISHED_EVENT = "ferryman/function.finished"
 
 _FENCE = "EXISTS (SELECT 1 FROM runs WHERE id = %(run)s AND lease_token = %(token)s)"
 
@@ -38,7 +42,7 @@ _UPSERT = (
     " output = EXCLUDED.output, error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
     " wake_at = EXCLUDED.wake_at, ended_at = EXCLUDED.ended_at "
     "WHERE steps.status NOT IN ('COMPLETED','FAILED') "
-    "RETURNING 1"
+    "RETURNING (SELECT status FROM runs WHERE id = %(run)s)"
 )
 
 
@@ -89,7 +93,14 @@ class RunCheckpoints:
     token: int
     sender: Any  # EventBus-like: ``send_events`` stores and publishes
     timers: list[PendingTimer] = field(default_factory=list)
+    jobs: list[tuple[str, str]] = field(default_factory=list)  # (function, run) to start
     sleeping: bool = False
+    waiting: bool = False
+    cancelled: bool = False
+
+    def _stop_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise RunCancelled(self.run_id)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -104,8 +115,12 @@ class RunCheckpoints:
 
     async def _write(self, conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
         cur = await conn.execute(_UPSERT, params)
-        if await cur.fetchone() is None:
+        row = await cur.fetchone()
+        if row is None:
             await self._explain_refusal(conn, params["step"])
+        elif row[0] == "CANCELLED":
+            # The step that was executing finished and is kept; nothing after it runs.
+            self.cancelled = True
 
     async def _explain_refusal(self, conn: AsyncConnection[Any], step_id: str) -> None:
         cur = await conn.execute("SELECT lease_token FROM runs WHERE id = %s", (self.run_id,))
@@ -117,11 +132,13 @@ class RunCheckpoints:
     async def complete_step(self, step: NewStep, output: Any, output_json: str) -> None:
         async with _guard(), self.pool.connection() as conn:
             await self._write(conn, self._params(step, "COMPLETED", output=output_json))
+        self._stop_if_cancelled()
 
     async def fail_step(self, step: NewStep, error: dict[str, Any]) -> None:
         async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "FAILED", error=jsonutil.dumps(error)))
             await self._attempt(conn, step, error)
+        self._stop_if_cancelled()
 
     async def retry_step(self, step: NewStep, error: dict[str, Any], at: datetime) -> None:
         timer_id = f"retry-{step.id}-{step.attempt + 1}"
@@ -134,6 +151,7 @@ class RunCheckpoints:
         async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "SLEEPING", wake=until))
             await self._timer(conn, f"sleep-{step.id}", until)
+        self._stop_if_cancelled()
         self.sleeping = True
 
     async def wake_step(self, step: StepRecord) -> None:
@@ -167,6 +185,159 @@ class RunCheckpoints:
             (self.run_id, timer_id, self.function_id, at),
         )
         self.timers.append(PendingTimer(self.run_id, timer_id, self.function_id, at))
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def _wait_id(self, step_id: str) -> str:
+        return f"{self.run_id}/{step_id}"
+
+    async def wait_step(self, step: NewStep, spec: WaitSpec) -> None:
+        async with _guard(), self.pool.connection() as conn, conn.transaction():
+            await self._write(conn, self._params(step, "WAITING", wake=spec.timeout_at))
+            await self._insert_wait(
+                conn,
+                step.id,
+                "step",
+                spec.event,
+                spec.match_path,
+                spec.match_value,
+                spec.expression,
+                spec.trigger,
+                spec.timeout_at,
+            )
+            if spec.timeout_at is not None:
+                await self._timer(conn, f"wait-{step.id}", spec.timeout_at)
+        self._stop_if_cancelled()
+        self.waiting = True
+
+    async def invoke_step(
+        self, step: NewStep, function_id: str, data: dict[str, Any], timeout_at: datetime | None
+    ) -> None:
+        from ferryman.errors import NonRetriableError
+
+        child_event = f"invoke:{self.run_id}:{step.id}"[:256]
+        child_run = new_id()
+        payload = {
+            **data,
+            "_ferryman": {
+                "parent_run_id": self.run_id,
+                "step_id": step.id,
+                "function_id": function_id,
+            },
+        }
+        async with _guard(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT 1 FROM functions WHERE id = %s", (function_id,))
+            if await cur.fetchone() is None:
+                raise NonRetriableError(
+                    f"step {step.id!r} invokes {function_id!r}, which no worker has registered; "
+                    "check the id (it is '<app_id>-<function id>')"
+                )
+            await self._write(conn, self._params(step, "WAITING", wake=timeout_at))
+            await conn.execute(
+                "INSERT INTO events (id, name, data, ts) VALUES (%s, %s, %s::jsonb, "
+                "(extract(epoch FROM now()) * 1000)::bigint) ON CONFLICT (id) DO NOTHING",
+                (child_event, INVOKED_EVENT, jsonutil.dumps(payload)),
+            )
+            cur = await conn.execute(
+                "INSERT INTO run_keys (function_id, key, run_id, expires_at) "
+                "VALUES (%s, %s, %s, now() + interval '24 hours') ON CONFLICT DO NOTHING "
+                "RETURNING run_id",
+                (function_id, child_event, child_run),
+            )
+            if await cur.fetchone() is not None:
+                await conn.execute(
+                    "INSERT INTO runs (id, function_id, event_id, event_ids, status) "
+                    "VALUES (%s, %s, %s, %s, 'QUEUED')",
+                    (child_run, function_id, child_event, [child_event]),
+                )
+            else:
+                cur = await conn.execute(
+                    "SELECT run_id FROM run_keys WHERE function_id = %s AND key = %s",
+                    (function_id, child_event),
+                )
+                child_run = (await cur.fetchone() or [child_run])[0]
+            await self._insert_wait(
+                conn,
+                step.id,
+                "invoke",
+                FINISHED_EVENT,
+                ["run_id"],
+                child_run,
+                None,
+                None,
+                timeout_at,
+            )
+            if timeout_at is not None:
+                await self._timer(conn, f"wait-{step.id}", timeout_at)
+        self._stop_if_cancelled()
+        self.jobs.append((function_id, child_run))
+        self.waiting = True
+
+    async def _insert_wait(
+        self,
+        conn: AsyncConnection[Any],
+        step_id: str,
+        kind: str,
+        event: str,
+        path: list[str] | None,
+        value: Any,
+        expression: str | None,
+        trigger: dict[str, Any] | None,
+        timeout_at: datetime | None,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO waits (id, kind, run_id, step_id, function_id, event_name, match_path,"
+            " match_value, expression, trigger_event, timeout_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) "
+            "ON CONFLICT (id) DO NOTHING",
+            (
+                self._wait_id(step_id),
+                kind,
+                self.run_id,
+                step_id,
+                self.function_id,
+                event,
+                path,
+                None if path is None else jsonutil.dumps(value),
+                expression,
+                None if trigger is None else jsonutil.dumps(trigger),
+                timeout_at,
+            ),
+        )
+
+    async def check_wait(self, step: StepRecord) -> WaitResult:
+        async with _guard(), self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE waits SET resolved_at = now() WHERE id = %s AND resolved_at IS NULL "
+                "AND timeout_at <= now()",
+                (self._wait_id(step.id),),
+            )
+            cur = await conn.execute(
+                "SELECT resolved_at, event FROM waits WHERE id = %s", (self._wait_id(step.id),)
+            )
+            row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return WaitResult("pending")
+        return WaitResult("event", row[1]) if row[1] is not None else WaitResult("timeout")
+
+    async def resolve_step(
+        self, step: StepRecord, output: Any, output_json: str, error: dict[str, Any] | None
+    ) -> None:
+        async with _guard(), self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE steps SET status = %(status)s, output = %(output)s::jsonb, "
+                "error = %(error)s::jsonb, ended_at = now() "
+                "WHERE run_id = %(run)s AND step_id = %(step)s AND status = 'WAITING' "
+                f"AND {_FENCE}",
+                {
+                    "status": "FAILED" if error else "COMPLETED",
+                    "output": output_json,
+                    "error": jsonutil.dumps(error) if error else None,
+                    "run": self.run_id,
+                    "step": step.id,
+                    "token": self.token,
+                },
+            )
 
     async def run_timer(self, timer_id: str, at: datetime) -> None:
         """A timer for the run itself (function-level retry)."""

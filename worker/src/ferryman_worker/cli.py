@@ -8,6 +8,8 @@
     ferryman send booking.created --data '{"bookingId": "b1"}'
     ferryman runs list --status FAILED
     ferryman runs show RUN_ID [--json]
+    ferryman runs cancel RUN_ID | --function FN [--status S --after T --before T]
+    ferryman runs replay RUN_ID [--from-step STEP] | --function FN --status FAILED
     ferryman migrate                         apply database migrations
 """
 
@@ -120,6 +122,54 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         extra = f" until {s['wake_at']}" if s["wake_at"] and s["status"] == "SLEEPING" else ""
         err = f"  ({s['error']['message'][:80]})" if s["error"] else ""
         print(f"  {s['id']:<30}{s['op']:<11}{s['status']:<10} attempts={s['attempts']}{extra}{err}")
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in {
+            "function_id": args.function,
+            "status": args.status,
+            "after": args.after,
+            "before": args.before,
+        }.items()
+        if v
+    }
+
+
+def cmd_runs_cancel(args: argparse.Namespace) -> int:
+    if args.run_id:
+        run = _http("POST", f"{_api(args)}/v1/runs/{args.run_id}/cancel")["data"]
+        print(f"{run['run_id']} {run['status']}")
+        return 0
+    if not args.function:
+        raise SystemExit(
+            "error: give a RUN_ID, or --function (with optional --status, "
+            "--after, --before) to cancel many"
+        )
+    body = _http("POST", f"{_api(args)}/v1/runs/cancel", json=_filters(args))["data"]
+    print(f"cancelled {body['count']} run(s)")
+    for run_id in body["run_ids"]:
+        print(run_id)
+    return 0
+
+
+def cmd_runs_replay(args: argparse.Namespace) -> int:
+    if args.run_id:
+        payload = {"from_step": args.from_step} if args.from_step else {}
+        run = _http("POST", f"{_api(args)}/v1/runs/{args.run_id}/replay", json=payload)["data"]
+        print(f"replay {run['run_id']} of {args.run_id} queued")
+        return 0
+    if not args.function:
+        raise SystemExit(
+            "error: give a RUN_ID, or --function (with optional --status, "
+            "--after, --before) to replay many"
+        )
+    body = _http("POST", f"{_api(args)}/v1/runs/replay", json=_filters(args))["data"]
+    print(f"replaying {body['count']} run(s)")
+    for run_id in body["run_ids"]:
+        print(run_id)
     return 0
 
 
@@ -267,6 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
     show.set_defaults(func=cmd_runs_show)
+    for action, func, what in (
+        ("cancel", cmd_runs_cancel, "cancel a run, or many"),
+        ("replay", cmd_runs_replay, "replay a failed or cancelled run"),
+    ):
+        cmd = runs_sub.add_parser(
+            action,
+            help=what,
+            description=f"{what.capitalize()}: "
+            "one RUN_ID, or every run matching --function and filters.",
+        )
+        cmd.add_argument("run_id", nargs="?", help="the run (omit to use filters)")
+        if action == "replay":
+            cmd.add_argument("--from-step", help="keep the steps before this one")
+        cmd.add_argument("--function", help="every run of this function id")
+        cmd.add_argument("--status", help="only runs with this status")
+        cmd.add_argument("--after", help="created at or after (ISO 8601)")
+        cmd.add_argument("--before", help="created before (ISO 8601)")
+        cmd.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
+        cmd.set_defaults(func=func)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -20,6 +21,8 @@ from ferryman_worker import jsonutil
 from ferryman_worker.ids import new_id
 
 MAX_EVENTS_PER_REQUEST = 5000
+# When PostgreSQL received the event: a wait counts only events that arrived after it began.
+RECEIVED_HEADER = "Ferryman-Received-At"
 
 
 class BadEvent(ValueError):
@@ -77,12 +80,15 @@ class EventBus:
         self.pool = pool
         self.js = js
 
-    async def store(self, events: list[Event]) -> None:
+    async def store(self, events: list[Event]) -> dict[str, datetime]:
+        """Store events (a known id keeps its first version); return when each arrived."""
         async with self.pool.connection() as conn:
-            await conn.execute(
+            cur = await conn.execute(
                 "INSERT INTO events (id, name, data, ts) "
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[]) "
-                "ON CONFLICT (id) DO NOTHING",
+                # A no-op update, so RETURNING also reports the events we already had.
+                "ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id "
+                "RETURNING id, received_at",
                 (
                     [e.id for e in events],
                     [e.name for e in events],
@@ -90,15 +96,17 @@ class EventBus:
                     [e.ts for e in events],
                 ),
             )
+            return {row[0]: row[1] for row in await cur.fetchall()}
 
-    async def publish(self, events: list[Event]) -> None:
+    async def publish(self, events: list[Event], received: dict[str, datetime]) -> None:
         futures = []
         for event in events:
+            headers = {"Nats-Msg-Id": event.id or ""}
+            if event.id in received:
+                headers[RECEIVED_HEADER] = received[event.id].isoformat()
             futures.append(
                 await self.js.publish_async(
-                    event_subject(event.name),
-                    jsonutil.dumpb(event.to_wire()),
-                    headers={"Nats-Msg-Id": event.id or ""},
+                    event_subject(event.name), jsonutil.dumpb(event.to_wire()), headers=headers
                 )
             )
         for future in futures:
@@ -109,8 +117,7 @@ class EventBus:
         stamped = [e if e.id else e.model_copy(update={"id": new_id()}) for e in events]
         for event in stamped:
             validate_event_name(event.name)
-        await self.store(stamped)
-        await self.publish(stamped)
+        await self.publish(stamped, await self.store(stamped))
         return [e.id or "" for e in stamped]
 
 

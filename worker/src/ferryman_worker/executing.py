@@ -20,14 +20,15 @@ from typing import Any
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
-from ferryman import Context, Function
+from ferryman import Context, Event, Function
 from ferryman._engine import Execution, Outcome
-from ferryman._runtime import set_sender
+from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
-from ferryman_worker import metrics, timers
+from ferryman_jetstream import subjects as S
+from ferryman_worker import jsonutil, metrics, timers
 from ferryman_worker.checkpoints import RunCheckpoints, load_events, load_history
 from ferryman_worker.events import EventBus, internal_event
-from ferryman_worker.runs import LeaseLost, RunStore, StoreUnavailable
+from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
 
 log = logging.getLogger("ferryman.worker")
 
@@ -64,8 +65,17 @@ class Advancer:
         self.lease_seconds = lease_seconds
 
     async def advance(
-        self, run_id: str, keepalive: Callable[[], Awaitable[Any]] | None = None
+        self,
+        run_id: str,
+        keepalive: Callable[[], Awaitable[Any]] | None = None,
+        fresh: tuple[Function, Event] | None = None,
     ) -> Advanced:
+        """One pass over ``run_id``. ``fresh``: the run was just created, leased to us with
+        token 1 and with no history, so the lease and the loads are skipped."""
+        if fresh is not None:
+            new_fn, event = fresh
+            leased = Lease(run_id, new_fn.id, 1, 0, [event.id or ""], "RUNNING")
+            return await self._pass(leased, new_fn, [], [event], keepalive)
         lease = await self.runs.lease(run_id, self.owner, self.lease_seconds)
         if lease is None:
             state = await self.runs.state(run_id)
@@ -82,6 +92,17 @@ class Advancer:
         history, events = await asyncio.gather(
             load_history(self.pool, run_id), load_events(self.pool, lease.event_ids)
         )
+        return await self._pass(lease, fn, history, events, keepalive)
+
+    async def _pass(
+        self,
+        lease: Lease,
+        fn: Function,
+        history: list[StepRecord],
+        events: list[Event],
+        keepalive: Callable[[], Awaitable[Any]] | None,
+    ) -> Advanced:
+        run_id = lease.run_id
         checkpoints = RunCheckpoints(self.pool, run_id, fn.id, lease.token, self.bus)
         execution = Execution(
             fn.config, fn.handler, checkpoints, run_id, events, history, attempt=lease.attempt
@@ -94,6 +115,9 @@ class Advancer:
             outcome = await self._execute(fn, execution)
         except LeaseLost:
             log.warning("run %s: lease lost to another worker; dropping this pass", run_id)
+            return Advanced(done=True)
+        except RunCancelled:
+            log.info("run %s was cancelled; stopped after the step in progress", run_id)
             return Advanced(done=True)
         except StoreUnavailable as exc:
             log.warning("run %s: checkpoint failed (%s); the job will be retried", run_id, exc)
@@ -155,9 +179,19 @@ class Advancer:
                 run_id, token, "RUNNING", attempt=attempt + 1, error=outcome.error
             )
         else:
-            status = "SLEEPING" if checkpoints.sleeping else "RUNNING"
+            status = (
+                "SLEEPING"
+                if checkpoints.sleeping
+                else "WAITING"
+                if checkpoints.waiting
+                else "RUNNING"
+            )
             await self.runs.release(run_id, token, status)
         await timers.arm(self.js, checkpoints.timers)
+        for function_id, child_run in checkpoints.jobs:
+            await self.js.publish(
+                S.work_subject(function_id), jsonutil.dumpb({"run_id": child_run})
+            )
 
     async def _emit(
         self, name: str, fn: Function, run_id: str, events: list[Any], **extra: Any

@@ -20,3 +20,6 @@ RUNS_SKIPPED = Counter("ferryman_runs_skipped_total", "Events that started no ru
 TIMERS_REARMED = Counter("ferryman_timers_rearmed_total", "Timers re-armed by the repair sweep")
 RUNS_REQUEUED = Counter("ferryman_runs_requeued_total", "Stalled runs re-queued by the sweep")
 ACTIVE_RUNS = Gauge("ferryman_worker_active_runs", "Runs this worker is advancing now")
+WAITS_RESOLVED = Counter("ferryman_waits_resolved_total", "Waits resolved by a matching event")
+RUNS_CANCELLED = Counter("ferryman_runs_cancelled_total", "Runs cancelled")
+RUNS_REPLAYED = Counter("ferryman_runs_replayed_total", "Replays started")

@@ -5,6 +5,7 @@ armed while NATS was down was never armed at all. Every interval, each worker:
 
 - finds timers due more than a grace period ago and not fired, and sends their runs a
   work job (a late firing is then a harmless duplicate);
+- matches pending waits against the events PostgreSQL received since they began;
 - finds runs that should be moving (queued or running, no lease, no pending timer) but
   have not changed for a while, and sends them a work job.
 """
@@ -20,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics
+from ferryman_worker.matching import Matcher
 from ferryman_worker.runs import RunStore
 from ferryman_worker.timers import overdue
 
@@ -42,6 +44,7 @@ async def sweep(pool: AsyncConnectionPool, js: JetStreamContext, grace: float) -
         sent += 1
     runs = RunStore(pool)
     stalled = await runs.stalled(older_than_seconds=grace * 2)
+    stalled += await runs.resolved_waiting(older_than_seconds=grace)
     for run_id, function_id in stalled:
         await js.publish(S.work_subject(function_id), jsonutil.dumpb({"run_id": run_id}))
         metrics.RUNS_REQUEUED.inc()
@@ -52,7 +55,11 @@ async def sweep(pool: AsyncConnectionPool, js: JetStreamContext, grace: float) -
 
 
 async def repair_loop(
-    pool: AsyncConnectionPool, js: JetStreamContext, interval: float, stopping: asyncio.Event
+    pool: AsyncConnectionPool,
+    js: JetStreamContext,
+    interval: float,
+    stopping: asyncio.Event,
+    matcher: Matcher | None = None,
 ) -> None:
     while not stopping.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
@@ -61,6 +68,8 @@ async def repair_loop(
             return
         try:
             count = await sweep(pool, js, grace=max(2.0, interval))
+            if matcher is not None:
+                count += await matcher.sweep()
             if count:
                 log.info("repair sweep re-queued %d runs", count)
         except Exception as exc:

@@ -7,7 +7,7 @@ stalled past the expiry and another worker took over) finds its writes rejected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,10 +35,15 @@ class NewRun:
     function_id: str
     key: str
     event_ids: list[str]
+    cancels: list[dict[str, Any]] = field(default_factory=list)  # cancel_on waits
 
 
 class LeaseLost(BaseException):
     """Another worker holds the run now; this worker must drop it without writing."""
+
+
+class RunCancelled(BaseException):
+    """The run was cancelled while this worker advanced it; stop after the current step."""
 
 
 class StoreUnavailable(BaseException):
@@ -49,44 +54,96 @@ class RunStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def create(self, runs: list[NewRun]) -> list[tuple[str, bool]]:
-        """Create runs; for a key already used within 24 h, return that run instead.
+    async def create(
+        self, runs: list[NewRun], owner: str, lease_seconds: float
+    ) -> list[tuple[str, bool]]:
+        """Create runs, already leased to ``owner`` (token 1), in a few statements.
 
+        For a key already used within 24 h the existing run is returned instead.
         Returns ``(run_id, created)`` per input, in order.
         """
-        results: list[tuple[str, bool]] = []
+        first: dict[tuple[str, str], NewRun] = {}
+        for run in runs:
+            first.setdefault((run.function_id, run.key), run)
+        unique = list(first.values())
         async with self.pool.connection() as conn, conn.transaction():
-            for run in runs:
-                cur = await conn.execute(
-                    "INSERT INTO run_keys (function_id, key, run_id, expires_at) "
-                    f"VALUES (%s, %s, %s, now() + interval '{KEY_TTL}') "
-                    "ON CONFLICT (function_id, key) DO UPDATE "
-                    "SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at "
-                    "WHERE run_keys.expires_at < now() "
-                    "RETURNING run_id",
-                    (run.function_id, run.key, run.run_id),
-                )
-                row = await cur.fetchone()
-                if row is None:
-                    cur = await conn.execute(
-                        "SELECT run_id FROM run_keys WHERE function_id = %s AND key = %s",
-                        (run.function_id, run.key),
-                    )
-                    existing = await cur.fetchone()
-                    results.append((existing[0] if existing else run.run_id, False))
-                    continue
+            cur = await conn.execute(
+                "INSERT INTO run_keys (function_id, key, run_id, expires_at) "
+                f"SELECT f, k, r, now() + interval '{KEY_TTL}' "
+                "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(f, k, r) "
+                "ON CONFLICT (function_id, key) DO UPDATE "
+                "SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at "
+                "WHERE run_keys.expires_at < now() RETURNING run_id",
+                (
+                    [r.function_id for r in unique],
+                    [r.key for r in unique],
+                    [r.run_id for r in unique],
+                ),
+            )
+            created = {row[0] for row in await cur.fetchall()}
+            fresh = [r for r in unique if r.run_id in created]
+            if fresh:
                 await conn.execute(
-                    "INSERT INTO runs (id, function_id, event_id, event_ids, status) "
-                    "VALUES (%s, %s, %s, %s, 'QUEUED')",
+                    "INSERT INTO runs (id, function_id, event_id, event_ids, status, "
+                    "lease_owner, lease_token, lease_expires, started_at) "
+                    "SELECT id, f, e, ARRAY[e], 'RUNNING', %s, 1, "
+                    "now() + make_interval(secs => %s), now() "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(id, f, e)",
                     (
-                        run.run_id,
-                        run.function_id,
-                        run.event_ids[0] if run.event_ids else None,
-                        run.event_ids,
+                        owner,
+                        lease_seconds,
+                        [r.run_id for r in fresh],
+                        [r.function_id for r in fresh],
+                        [r.event_ids[0] for r in fresh],
                     ),
                 )
+                await self._insert_cancel_waits(conn, fresh)
+            existing: dict[tuple[str, str], str] = {}
+            stale = [r for r in unique if r.run_id not in created]
+            if stale:
+                cur = await conn.execute(
+                    "SELECT k.function_id, k.key, k.run_id FROM run_keys k "
+                    "JOIN unnest(%s::text[], %s::text[]) AS t(f, k2) "
+                    "ON k.function_id = t.f AND k.key = t.k2",
+                    ([r.function_id for r in stale], [r.key for r in stale]),
+                )
+                existing = {(row[0], row[1]): row[2] for row in await cur.fetchall()}
+        results = []
+        for run in runs:
+            owner_run = first[(run.function_id, run.key)]
+            if owner_run is run and run.run_id in created:
                 results.append((run.run_id, True))
+            else:
+                key = (run.function_id, run.key)
+                results.append((existing.get(key, owner_run.run_id), False))
         return results
+
+    async def _insert_cancel_waits(self, conn: Any, runs: list[NewRun]) -> None:
+        rows = [
+            (f"{run.run_id}/cancel/{n}", run, c) for run in runs for n, c in enumerate(run.cancels)
+        ]
+        if not rows:
+            return
+        await conn.execute(
+            "INSERT INTO waits (id, kind, run_id, function_id, event_name, match_path, "
+            "match_value, expression, trigger_event, timeout_at) "
+            "SELECT id, 'cancel', r, f, e, "
+            "CASE WHEN p IS NULL THEN NULL ELSE string_to_array(p, '.') END, v, x, t, "
+            "now() + make_interval(secs => s) "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::jsonb[], %s::text[], %s::jsonb[], %s::float8[]) AS u(id, r, f, e, p, v, x, t, s)",
+            (
+                [w for w, _, _ in rows],
+                [run.run_id for _, run, _ in rows],
+                [run.function_id for _, run, _ in rows],
+                [c["event"] for _, _, c in rows],
+                [".".join(c["path"]) if c["path"] else None for _, _, c in rows],
+                [None if c["path"] is None else jsonutil.dumps(c["value"]) for _, _, c in rows],
+                [c["if"] for _, _, c in rows],
+                [jsonutil.dumps(c["trigger"]) for _, _, c in rows],
+                [c["timeout"] for _, _, c in rows],
+            ),
+        )
 
     async def lease(self, run_id: str, owner: str, seconds: float) -> Lease | None:
         """Take the run if it is not finished and nobody else holds a live lease."""
@@ -138,7 +195,8 @@ class RunStore:
             cur = await conn.execute(
                 "UPDATE runs SET status = %s, output = %s::jsonb, error = %s::jsonb, "
                 "ended_at = now(), updated_at = now(), lease_owner = NULL, lease_expires = NULL "
-                "WHERE id = %s AND lease_token = %s",
+                "WHERE id = %s AND lease_token = %s "
+                "AND status NOT IN ('COMPLETED','FAILED','CANCELLED')",
                 (status, output_json, jsonutil.dumps(error) if error else None, run_id, token),
             )
             return cur.rowcount == 1
@@ -157,7 +215,8 @@ class RunStore:
             cur = await conn.execute(
                 "UPDATE runs SET status = %s, lease_owner = NULL, lease_expires = NULL, "
                 "attempt = coalesce(%s, attempt), error = coalesce(%s::jsonb, error), "
-                "updated_at = now() WHERE id = %s AND lease_token = %s",
+                "updated_at = now() WHERE id = %s AND lease_token = %s "
+                "AND status NOT IN ('COMPLETED','FAILED','CANCELLED')",
                 (status, attempt, jsonutil.dumps(error) if error else None, run_id, token),
             )
             return cur.rowcount == 1
@@ -175,6 +234,24 @@ class RunStore:
                 (older_than_seconds, limit),
             )
             return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def resolved_waiting(
+        self, older_than_seconds: float, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        """Waiting runs whose wait was resolved but that nobody resumed (a crash in between)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT r.id, r.function_id FROM runs r WHERE r.status = 'WAITING' "
+                "AND r.updated_at < now() - make_interval(secs => %s) "
+                "AND (r.lease_expires IS NULL OR r.lease_expires < now()) "
+                "AND EXISTS (SELECT 1 FROM waits w JOIN steps s ON s.run_id = w.run_id "
+                "  AND s.step_id = w.step_id AND s.status = 'WAITING' "
+                "  WHERE w.run_id = r.id AND w.kind <> 'cancel' AND w.resolved_at IS NOT NULL "
+                "  AND w.resolved_at < now() - make_interval(secs => %s)) "
+                "LIMIT %s",
+                (older_than_seconds, older_than_seconds, limit),
+            )
+            return [(row[0], row[1]) for row in await cur.fetchall()]
 
     async def touch(self, run_ids: list[str]) -> None:
         async with self.pool.connection() as conn:

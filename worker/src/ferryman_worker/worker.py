@@ -37,11 +37,13 @@ from ferryman_worker.consuming import pull_loop, settle
 from ferryman_worker.events import EventBus
 from ferryman_worker.executing import Advancer
 from ferryman_worker.ids import new_id
+from ferryman_worker.matching import Matcher
 from ferryman_worker.migrating import migrate
 from ferryman_worker.repairing import repair_loop
 from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
+from ferryman_worker.triggering import cancel_waits, run_key
 
 log = logging.getLogger("ferryman.worker")
 
@@ -69,7 +71,11 @@ class Worker:
             raise ValueError("no functions to host: the module defines no @fm.function")
         self.owner = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = asyncio.Event()
+        # New runs and resumed runs (timers, work jobs) take slots from separate pools, so
+        # a flood of new events never makes sleeping runs wake up late.
         self.slots = Slots(settings.concurrency)
+        self.resume_slots = Slots(settings.concurrency)
+        self.matcher_slots = Slots(256)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.loops: list[asyncio.Task[Any]] = []
 
@@ -110,15 +116,31 @@ class Worker:
                     S.trigger_consumer(fn.id),
                     lambda msgs, fn=fn: self._on_events(fn, msgs),
                 )
-            self._loop(S.WORK_STREAM, S.work_consumer(fn.id), self._on_work)
+            self._loop(S.WORK_STREAM, S.work_consumer(fn.id), self._on_work, self.resume_slots)
             self._loop(
                 S.TIMERS_STREAM,
                 S.timers_consumer(fn.id),
                 lambda msgs, fn=fn: self._on_timers(fn, msgs),
+                self.resume_slots,
             )
+        self.matcher = Matcher(self.pool, self.js, self.bus)
         self.loops.append(
             asyncio.create_task(
-                repair_loop(self.pool, self.js, s.repair_interval_seconds, self.stopping)
+                pull_loop(
+                    self.js,
+                    S.EVENTS_STREAM,
+                    S.MATCHER_CONSUMER,
+                    self.matcher_slots,
+                    self._on_match,
+                    self.stopping,
+                )
+            )
+        )
+        self.loops.append(
+            asyncio.create_task(
+                repair_loop(
+                    self.pool, self.js, s.repair_interval_seconds, self.stopping, self.matcher
+                )
             )
         )
         log.info(
@@ -128,10 +150,10 @@ class Worker:
             ", ".join(sorted(self.functions)),
         )
 
-    def _loop(self, stream: str, consumer: str, handler: Any) -> None:
+    def _loop(self, stream: str, consumer: str, handler: Any, slots: Slots | None = None) -> None:
         self.loops.append(
             asyncio.create_task(
-                pull_loop(self.js, stream, consumer, self.slots, handler, self.stopping)
+                pull_loop(self.js, stream, consumer, slots or self.slots, handler, self.stopping)
             )
         )
 
@@ -139,13 +161,18 @@ class Worker:
         """Stop pulling, let runs in progress finish (up to ``grace``), then disconnect."""
         self.stopping.set()
         await self.slots.give(0)
+        await self.resume_slots.give(0)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.slots.drained(), grace)
+            await asyncio.wait_for(
+                asyncio.gather(self.slots.drained(), self.resume_slots.drained()), grace
+            )
         for task in self.loops:
             task.cancel()
         await asyncio.gather(*self.loops, return_exceptions=True)
+        # close, not drain: nats-py's drain waits out its timeout on pull subscriptions
+        # whose fetches ended; every message we took is acked or nak'ed by now.
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            await self.nc.close()
         await self.pool.close()
 
     async def _register(self) -> None:
@@ -160,23 +187,31 @@ class Worker:
 
     # -- handlers -----------------------------------------------------------------------
 
-    def _spawn(self, msg: Msg, run_id: str) -> None:
-        task = asyncio.create_task(self._advance(msg, run_id))
+    def _spawn(
+        self,
+        msg: Msg,
+        run_id: str,
+        fresh: tuple[Function, Event] | None = None,
+        slots: Slots | None = None,
+    ) -> None:
+        task = asyncio.create_task(self._advance(msg, run_id, fresh, slots or self.slots))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _advance(self, msg: Msg, run_id: str) -> None:
+    async def _advance(
+        self, msg: Msg, run_id: str, fresh: tuple[Function, Event] | None, slots: Slots
+    ) -> None:
         try:
-            result = await self.advancer.advance(run_id, keepalive=msg.in_progress)
+            result = await self.advancer.advance(run_id, keepalive=msg.in_progress, fresh=fresh)
             await settle(msg, result.done, result.retry_in)
         except Exception:
             log.exception("advancing run %s failed; it will be redelivered", run_id)
             await settle(msg, False, 1.0)
         finally:
-            await self.slots.give()
+            await slots.give()
 
     async def _on_events(self, fn: Function, msgs: list[Msg]) -> None:
-        new_runs: list[tuple[Msg, NewRun]] = []
+        new_runs: list[tuple[Msg, NewRun, Event]] = []
         for msg in msgs:
             try:
                 event = Event.model_validate(jsonutil.loads(msg.data))
@@ -190,21 +225,41 @@ class Worker:
                 await settle(msg, True)
                 await self.slots.give()
                 continue
-            new_runs.append((msg, NewRun(new_id(), fn.id, event.id or "", [event.id or ""])))
+            new_runs.append(
+                (
+                    msg,
+                    NewRun(
+                        new_id(),
+                        fn.id,
+                        run_key(fn, event),
+                        [event.id or ""],
+                        cancels=cancel_waits(fn, event),
+                    ),
+                    event,
+                )
+            )
         if not new_runs:
             return
         try:
-            created = await self.runs.create([r for _, r in new_runs])
+            created = await self.runs.create(
+                [r for _, r, _ in new_runs], self.owner, self.settings.lease_seconds
+            )
         except Exception:
             log.exception("could not create runs; events will be redelivered")
-            for msg, _ in new_runs:
+            for msg, _, _ in new_runs:
                 await settle(msg, False, 1.0)
                 await self.slots.give()
             return
-        for (msg, _), (run_id, is_new) in zip(new_runs, created, strict=True):
+        for (msg, _, event), (run_id, is_new) in zip(new_runs, created, strict=True):
             if is_new:
                 metrics.RUNS_STARTED.labels(fn.id).inc()
-            self._spawn(msg, run_id)
+            self._spawn(msg, run_id, fresh=(fn, event) if is_new else None)
+
+    async def _on_match(self, msgs: list[Msg]) -> None:
+        try:
+            await self.matcher.handle(msgs)
+        finally:
+            await self.matcher_slots.give(len(msgs))
 
     async def _on_work(self, msgs: list[Msg]) -> None:
         for msg in msgs:
@@ -212,9 +267,9 @@ class Worker:
                 run_id = jsonutil.loads(msg.data)["run_id"]
             except Exception:
                 await settle(msg, True)
-                await self.slots.give()
+                await self.resume_slots.give()
                 continue
-            self._spawn(msg, run_id)
+            self._spawn(msg, run_id, slots=self.resume_slots)
 
     async def _on_timers(self, fn: Function, msgs: list[Msg]) -> None:
         from ferryman_worker.timers import mark_fired
@@ -229,37 +284,43 @@ class Worker:
             except Exception:
                 log.warning("could not record timer firing; redelivering", exc_info=True)
                 await settle(msg, False, 1.0)
-                await self.slots.give()
+                await self.resume_slots.give()
                 continue
-            self._spawn(msg, body["run_id"])
+            self._spawn(msg, body["run_id"], slots=self.resume_slots)
 
     async def _on_cron_tick(self, fn: Function, msg: Msg) -> None:
         tick = cron.latest_of(fn.config.cron_triggers, datetime.now(UTC))
         try:
             if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=True):
-                run_id = await self._start_cron_run(fn, tick)
-                self._spawn(msg, run_id)
+                run_id, event = await self._start_cron_run(fn, tick, self.settings.lease_seconds)
+                self._spawn(
+                    msg, run_id, fresh=(fn, event) if event else None, slots=self.resume_slots
+                )
                 return
             await settle(msg, True)
         except Exception:
             log.exception("cron tick for %s failed; redelivering", fn.id)
             await settle(msg, False, 1.0)
-        await self.slots.give()
+        await self.resume_slots.give()
 
-    async def _start_cron_run(self, fn: Function, tick: datetime) -> str:
+    async def _start_cron_run(
+        self, fn: Function, tick: datetime, lease_seconds: float = 0.0
+    ) -> tuple[str, Event | None]:
+        """Create the tick's run; return it and, when new, the event it was created with
+        (it is leased to this worker for ``lease_seconds``)."""
         key = cron.tick_key(tick)
         event = Event(
             name=cron.SCHEDULED_EVENT,
             id=f"{fn.id}:{key}",
             data={"cron": [t.cron for t in fn.config.cron_triggers], "tick": tick.isoformat()},
         )
-        await self.bus.store([event])
+        await self.bus.store([event])  # not published: only this function runs on it
         [(run_id, created)] = await self.runs.create(
-            [NewRun(new_id(), fn.id, key, [event.id or ""])]
+            [NewRun(new_id(), fn.id, key, [event.id or ""])], self.owner, lease_seconds
         )
         if created:
             metrics.RUNS_STARTED.labels(fn.id).inc()
-        return run_id
+        return run_id, event if created else None
 
     async def _catch_up_cron(self) -> None:
         """Fire once for the newest tick missed while no worker was up."""
@@ -270,6 +331,6 @@ class Worker:
                 continue
             tick = cron.latest_of(triggers, now)
             if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=False):
-                run_id = await self._start_cron_run(fn, tick)
+                run_id, _ = await self._start_cron_run(fn, tick)
                 log.info("cron %s: firing once for missed tick %s", fn.id, tick.isoformat())
                 await self.js.publish(S.work_subject(fn.id), jsonutil.dumpb({"run_id": run_id}))

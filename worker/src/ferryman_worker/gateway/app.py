@@ -7,6 +7,8 @@
 | ``GET /v1/events/{id}/runs`` | the runs an event started |
 | ``GET /v1/runs/{id}`` | a run with its steps |
 | ``GET /v1/runs?function_id=&status=&after=&before=&limit=&cursor=`` | a page of runs |
+| ``POST /v1/runs/{id}/cancel`` ``/v1/runs/{id}/replay`` | the changed or new run |
+| ``POST /v1/runs/cancel`` ``/v1/runs/replay`` (a filter) | ``{"count", "run_ids"}`` |
 | ``GET /health`` ``/ready`` ``/metrics`` | liveness, readiness, Prometheus text |
 """
 
@@ -28,7 +30,9 @@ from starlette.routing import Route
 
 from ferryman_jetstream import ensure_streams
 from ferryman_worker import metrics, queries
+from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
+from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
 
 
@@ -90,8 +94,7 @@ class Gateway:
             metrics.EVENTS_REJECTED.inc()
             return error(400, str(exc))
         try:
-            await self.bus.store(events)
-            await self.bus.publish(events)
+            await self.bus.publish(events, await self.bus.store(events))
         except Exception as exc:
             return error(
                 503,
@@ -145,6 +148,59 @@ class Gateway:
         )
         return JSONResponse({"data": events})
 
+    async def cancel_run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        run = await queries.get_run(self.pool, run_id)
+        if run is None:
+            return error(404, f"no run {run_id!r}")
+        if run["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+            return error(409, f"run {run_id} is already {run['status']}; nothing to cancel")
+        await cancel_runs(self.pool, self.bus, run_ids=[run_id], reason="cancelled by API")
+        return JSONResponse({"data": await queries.get_run(self.pool, run_id)})
+
+    async def replay_run(self, request: Request) -> Response:
+        body = await _json_body(request)
+        if isinstance(body, Response):
+            return body
+        from_step = body.get("from_step")
+        if from_step is not None and not isinstance(from_step, str):
+            return error(400, "from_step must be a step id (a string)")
+        try:
+            new_run = await replay_run(self.pool, self.js, request.path_params["run_id"], from_step)
+        except ReplayError as exc:
+            status = 404 if str(exc).startswith("no run") else 409
+            return error(status, str(exc))
+        return JSONResponse({"data": await queries.get_run(self.pool, new_run)})
+
+    async def bulk(self, request: Request) -> Response:
+        if request.path_params["action"] not in ("cancel", "replay"):
+            return error(404, "POST /v1/runs/cancel or /v1/runs/replay with a filter")
+        body = await _json_body(request)
+        if isinstance(body, Response):
+            return body
+        unknown = set(body) - {"function_id", "status", "after", "before"}
+        if unknown:
+            return error(
+                400, f"unknown filter(s) {sorted(unknown)}; use function_id, status, after, before"
+            )
+        if not body.get("function_id"):
+            return error(400, "bulk operations need at least function_id in the filter")
+        try:
+            filters = {
+                "function_id": body["function_id"], "status": body.get("status"),
+                "after": _time(body.get("after"), "after"),
+                "before": _time(body.get("before"), "before"),
+            }  # fmt: skip
+            if filters["status"] and filters["status"] not in queries.STATUSES:
+                raise ValueError(f"status must be one of {', '.join(queries.STATUSES)}")
+            if request.path_params["action"] == "cancel":
+                ids = await cancel_runs(self.pool, self.bus, reason="bulk cancel", **filters)
+            else:
+                ids = await replay_runs(self.pool, self.js, **filters)
+        except ValueError as exc:
+            return error(400, str(exc))
+        return JSONResponse({"data": {"count": len(ids), "run_ids": ids}})
+
     async def ready(self, request: Request) -> Response:
         problems = []
         try:
@@ -157,6 +213,19 @@ class Gateway:
         if problems:
             return JSONResponse({"ready": False, "problems": problems}, status_code=503)
         return JSONResponse({"ready": True})
+
+
+async def _json_body(request: Request) -> dict[str, Any] | Response:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        return error(400, f"body is not valid JSON ({exc})")
+    if not isinstance(body, dict):
+        return error(400, "body must be a JSON object")
+    return body
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -188,7 +257,10 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/events", gateway.list_events),
         Route("/v1/events/{event_id:path}/runs", gateway.event_runs),
         Route("/v1/runs", gateway.list_runs),
+        Route("/v1/runs/{action:str}", gateway.bulk, methods=["POST"]),
         Route("/v1/runs/{run_id}", gateway.get_run),
+        Route("/v1/runs/{run_id}/cancel", gateway.cancel_run, methods=["POST"]),
+        Route("/v1/runs/{run_id}/replay", gateway.replay_run, methods=["POST"]),
         Route("/health", health),
         Route("/ready", gateway.ready),
         Route("/metrics", metrics_text),

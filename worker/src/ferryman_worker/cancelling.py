@@ -1,0 +1,95 @@
+"""Cancelling runs: one, many by id, or every run matching a filter.
+
+A cancelled run stops where it is: a step already executing finishes (its result is
+kept), nothing after it runs, and its sleeps and waits never fire. Cancelling marks the
+run, resolves its waits and timers so nothing re-arms them, and emits
+``ferryman/function.cancelled``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import jsonutil, metrics
+from ferryman_worker.events import EventBus, internal_event
+
+CANCELLED_EVENT = "ferryman/function.cancelled"
+
+
+def run_filter(
+    *,
+    run_ids: list[str] | None = None,
+    function_id: str | None = None,
+    status: str | None = None,
+    after: datetime | None = None,
+    before: datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """A WHERE clause over ``runs`` from the filter every bulk operation takes."""
+    where, params = ["true"], []  # type: tuple[list[str], list[Any]]
+    for clause, value in (
+        ("id = ANY(%s)", run_ids),
+        ("function_id = %s", function_id),
+        ("status = %s", status),
+        ("created_at >= %s", after),
+        ("created_at < %s", before),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return " AND ".join(where), params
+
+
+async def cancel_runs(
+    pool: AsyncConnectionPool,
+    bus: EventBus,
+    *,
+    reason: str = "cancelled",
+    run_ids: list[str] | None = None,
+    function_id: str | None = None,
+    status: str | None = None,
+    after: datetime | None = None,
+    before: datetime | None = None,
+) -> list[str]:
+    """Cancel every unfinished run the filter selects; return their ids."""
+    where, params = run_filter(
+        run_ids=run_ids, function_id=function_id, status=status, after=after, before=before
+    )
+    error = jsonutil.dumps({"name": "Cancelled", "message": reason})
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            (
+                "UPDATE runs SET status = 'CANCELLED', ended_at = now(), updated_at = now(), "
+                f"error = %s::jsonb WHERE {where} "
+                "AND status NOT IN ('COMPLETED','FAILED','CANCELLED') "
+                "RETURNING id, function_id, event_id"
+            ).encode(),
+            [error, *params],
+        )
+        rows = await cur.fetchall()
+        ids = [r[0] for r in rows]
+        if ids:
+            await conn.execute(
+                "UPDATE waits SET resolved_at = now() WHERE run_id = ANY(%s) "
+                "AND resolved_at IS NULL",
+                (ids,),
+            )
+            await conn.execute(
+                "UPDATE timers SET fired_at = now() WHERE run_id = ANY(%s) AND fired_at IS NULL",
+                (ids,),
+            )
+    if rows:
+        metrics.RUNS_CANCELLED.inc(len(rows))
+        await bus.send(
+            [
+                internal_event(
+                    CANCELLED_EVENT,
+                    {"function_id": fn, "run_id": run_id, "event_id": event_id, "reason": reason},
+                    f"{CANCELLED_EVENT}:{run_id}",
+                )
+                for run_id, fn, event_id in rows
+            ]
+        )
+    return ids
