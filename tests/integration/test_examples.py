@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -29,27 +28,9 @@ from examples import (
     video_processing,
     welcome_series,
 )
-from ferryman_worker.worker import Worker
 from tests.harness import Stack, wait_for
 
 pytestmark = pytest.mark.integration
-
-# Worker.stop() ends with nc.drain(), which, once a worker has idled a few seconds, waits
-# out nats-py's 30 s drain timeout (see the xfail test at the end of this file). The tests
-# here are about the examples, so they bound that wait; the bug itself stays pinned there.
-DRAIN_TIMEOUT = 1
-
-
-def bound_drain(worker: Worker) -> None:
-    worker.nc.options["drain_timeout"] = DRAIN_TIMEOUT
-
-
-@pytest.fixture(autouse=True)
-async def workers_stop_promptly(stack: Stack) -> AsyncIterator[None]:
-    yield
-    for worker in stack.workers:
-        bound_drain(worker)
-
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -655,7 +636,6 @@ async def test_welcome_series_sleeps_three_days_off_the_worker_then_sends_tips(
     # The worker goes away; another takes over. Then three days pass, as far as the run
     # can tell: its timer (never fired by JetStream, three days out) is overdue for the
     # repair sweep, which re-arms it.
-    bound_drain(first)
     await first.stop(grace=1)
     await stack.start_worker(welcome_series.fm)
     stack.query(
@@ -691,17 +671,6 @@ async def test_welcome_series_rejects_a_signup_without_a_user_id(stack: Stack) -
 # -- the worker around the examples -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "Worker.stop() (worker/src/ferryman_worker/worker.py, `await self.nc.drain()`) waits "
-        "nats-py's full drain_timeout (30 s): nats-py 2.16 PullSubscription.fetch takes leftover "
-        "messages from the subscription's pending queue with get_nowait() and never calls "
-        "task_done(), so Subscription._drain's pending_queue.join() never returns once a pull "
-        "loop has idled through a fetch timeout or two."
-    ),
-)
 async def test_worker_stops_within_seconds_after_running_an_example(stack: Stack) -> None:
     worker = await stack.start_worker(video_processing.fm)
     event = await stack.send("video.uploaded", VIDEO)
