@@ -106,8 +106,13 @@ def _differs(have: ConsumerConfig, want: ConsumerConfig) -> bool:
     )
 
 
-async def reconcile_function(js: JetStreamContext, topology: FunctionTopology) -> list[str]:
-    """Create or update the function's consumers and cron schedules; return what changed."""
+async def reconcile_function(
+    js: JetStreamContext, topology: FunctionTopology, *, only_if_changed: bool = False
+) -> list[str]:
+    """Create or update the function's consumers and cron schedules; return what changed.
+
+    ``only_if_changed`` leaves cron definitions JetStream already holds as they are (for
+    periodic reconcilers); consumers are only ever written when they differ."""
     changed: list[str] = []
     wanted = topology.consumer_configs()
     for stream, config in wanted:
@@ -129,7 +134,9 @@ async def reconcile_function(js: JetStreamContext, topology: FunctionTopology) -
             changed.append(f"deleted consumer {trigger_consumer(topology.function_id)}")
         except NotFoundError:
             pass
-    await publish_cron(js, topology.function_id, list(topology.crons))
+    await publish_cron(
+        js, topology.function_id, list(topology.crons), only_if_changed=only_if_changed
+    )
     return changed
 
 

@@ -70,21 +70,37 @@ class CronSchedule:
 
 
 async def publish_cron(
-    js: JetStreamContext, function_id: str, schedules: list[CronSchedule]
+    js: JetStreamContext,
+    function_id: str,
+    schedules: list[CronSchedule],
+    *,
+    only_if_changed: bool = False,
 ) -> None:
-    """Make the function's cron definitions exactly ``schedules``."""
+    """Make the function's cron definitions exactly ``schedules``.
+
+    With ``only_if_changed``, a definition JetStream already holds as wanted is not published
+    again (a periodic reconciler, like the operator's drift check, would else add a message
+    to the TIMERS stream at every pass)."""
     for index, schedule in enumerate(schedules):
-        await js.publish(
-            cron_definition_subject(function_id, index),
-            b"{}",
-            stream=TIMERS_STREAM,
-            headers={
-                "Nats-Schedule": schedule.nats_spec(),
-                "Nats-Schedule-Target": cron_tick_subject(function_id),
-                "Nats-Schedule-Time-Zone": schedule.timezone,
-                "Nats-Schedule-TTL": FIRED_TTL,
-            },
-        )
+        subject = cron_definition_subject(function_id, index)
+        headers = {
+            "Nats-Schedule": schedule.nats_spec(),
+            "Nats-Schedule-Target": cron_tick_subject(function_id),
+            "Nats-Schedule-Time-Zone": schedule.timezone,
+            "Nats-Schedule-TTL": FIRED_TTL,
+        }
+        if only_if_changed:
+            try:
+                held = await js.get_last_msg(TIMERS_STREAM, subject)
+            except Exception:  # "no message": publish it
+                held = None
+            if (
+                held is not None
+                and held.headers
+                and all(held.headers.get(k) == v for k, v in headers.items())
+            ):
+                continue
+        await js.publish(subject, b"{}", stream=TIMERS_STREAM, headers=headers)
     for index in range(len(schedules), len(schedules) + 10):
         await js.purge_stream(TIMERS_STREAM, subject=cron_definition_subject(function_id, index))
 

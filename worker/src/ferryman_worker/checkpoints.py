@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ferryman import Event
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
 from ferryman_worker import jsonutil
+from ferryman_worker.batching import CompletedSteps
 from ferryman_worker.ids import new_id
 from ferryman_worker.runs import LeaseLost, RunCancelled, StoreUnavailable
 
@@ -97,6 +98,7 @@ class RunCheckpoints:
     sleeping: bool = False
     waiting: bool = False
     cancelled: bool = False
+    batcher: CompletedSteps | None = None
 
     def _stop_if_cancelled(self) -> None:
         if self.cancelled:
@@ -130,8 +132,18 @@ class RunCheckpoints:
         # Otherwise the step was already stored by an earlier delivery: keep that result.
 
     async def complete_step(self, step: NewStep, output: Any, output_json: str) -> None:
-        async with _guard(), self.pool.connection() as conn:
-            await self._write(conn, self._params(step, "COMPLETED", output=output_json))
+        params = self._params(step, "COMPLETED", output=output_json)
+        async with _guard():
+            if self.batcher is None:
+                async with self.pool.connection() as conn:
+                    await self._write(conn, params)
+            else:
+                status = await self.batcher.write(params)
+                if status is None:
+                    async with self.pool.connection() as conn:
+                        await self._explain_refusal(conn, step.id)
+                elif status == "CANCELLED":
+                    self.cancelled = True
         self._stop_if_cancelled()
 
     async def fail_step(self, step: NewStep, error: dict[str, Any]) -> None:

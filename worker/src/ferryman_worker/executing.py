@@ -26,6 +26,7 @@ from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics, timers
+from ferryman_worker.batching import CompletedSteps
 from ferryman_worker.checkpoints import RunCheckpoints, load_events, load_history
 from ferryman_worker.events import EventBus, internal_event
 from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
@@ -63,6 +64,7 @@ class Advancer:
         self.functions = functions
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.batcher = CompletedSteps(pool)
 
     async def advance(
         self,
@@ -103,7 +105,9 @@ class Advancer:
         keepalive: Callable[[], Awaitable[Any]] | None,
     ) -> Advanced:
         run_id = lease.run_id
-        checkpoints = RunCheckpoints(self.pool, run_id, fn.id, lease.token, self.bus)
+        checkpoints = RunCheckpoints(
+            self.pool, run_id, fn.id, lease.token, self.bus, batcher=self.batcher
+        )
         execution = Execution(
             fn.config, fn.handler, checkpoints, run_id, events, history, attempt=lease.attempt
         )
@@ -163,16 +167,8 @@ class Advancer:
         checkpoints: RunCheckpoints,
         events: list[Any],
     ) -> None:
-        if outcome.status == "COMPLETED":
-            if await self.runs.finish(run_id, token, "COMPLETED", outcome.output_json, None):
-                metrics.RUNS_FINISHED.labels(fn.id, "COMPLETED").inc()
-                await self._emit(FINISHED_EVENT, fn, run_id, events, output=outcome.output)
-        elif outcome.status == "FAILED":
-            if await self.runs.finish(run_id, token, "FAILED", None, outcome.error):
-                metrics.RUNS_FINISHED.labels(fn.id, "FAILED").inc()
-                if not fn.is_failure_handler:
-                    await self._emit(FAILED_EVENT, fn, run_id, events, error=outcome.error)
-                await self._emit(FINISHED_EVENT, fn, run_id, events, error=outcome.error)
+        if outcome.status in ("COMPLETED", "FAILED"):
+            await self._end(fn, run_id, token, outcome, events)
         elif outcome.status == "RETRY" and outcome.retry_at is not None:
             await checkpoints.run_timer(f"run-retry-{attempt + 1}", outcome.retry_at)
             await self.runs.release(
@@ -193,15 +189,29 @@ class Advancer:
                 S.work_subject(function_id), jsonutil.dumpb({"run_id": child_run})
             )
 
-    async def _emit(
-        self, name: str, fn: Function, run_id: str, events: list[Any], **extra: Any
+    async def _end(
+        self, fn: Function, run_id: str, token: int, outcome: Outcome, events: list[Any]
     ) -> None:
-        event = events[0].to_wire() if events else None
-        data = {"function_id": fn.id, "run_id": run_id, "event": event, **extra}
+        """Record the ending and its internal events together, then publish the events."""
+        trigger = events[0].to_wire() if events else None
+        base = {"function_id": fn.id, "run_id": run_id, "event": trigger}
+        if outcome.status == "COMPLETED":
+            extra: dict[str, Any] = {"output": outcome.output}
+            names = [FINISHED_EVENT]
+        else:
+            extra = {"error": outcome.error}
+            names = [FINISHED_EVENT] if fn.is_failure_handler else [FAILED_EVENT, FINISHED_EVENT]
+        emitted = [internal_event(n, {**base, **extra}, f"{n}:{run_id}") for n in names]
+        received = await self.runs.finish(
+            run_id, token, outcome.status, outcome.output_json, outcome.error, emitted
+        )
+        if received is None:
+            return
+        metrics.RUNS_FINISHED.labels(fn.id, outcome.status).inc()
         try:
-            await self.bus.send([internal_event(name, data, f"{name}:{run_id}")])
+            await self.bus.publish(emitted, received)
         except Exception as exc:
-            log.warning("could not emit %s for run %s: %s", name, run_id, exc)
+            log.warning("could not publish the end of run %s: %s", run_id, exc)
 
 
 def utcnow() -> datetime:

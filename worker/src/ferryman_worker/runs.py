@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman import Event
 from ferryman_worker import jsonutil
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
@@ -190,16 +191,36 @@ class RunStore:
         status: str,
         output_json: str | None,
         error: dict[str, Any] | None,
-    ) -> bool:
+        events: list[Event],
+    ) -> dict[str, datetime] | None:
+        """End the run and store ``events`` (its internal events) in one statement.
+
+        Returns when each event was received, or None when the run was not ours to end.
+        """
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE runs SET status = %s, output = %s::jsonb, error = %s::jsonb, "
-                "ended_at = now(), updated_at = now(), lease_owner = NULL, lease_expires = NULL "
-                "WHERE id = %s AND lease_token = %s "
-                "AND status NOT IN ('COMPLETED','FAILED','CANCELLED')",
-                (status, output_json, jsonutil.dumps(error) if error else None, run_id, token),
+                "WITH ended AS (UPDATE runs SET status = %s, output = %s::jsonb, "
+                "error = %s::jsonb, ended_at = now(), updated_at = now(), lease_owner = NULL, "
+                "lease_expires = NULL WHERE id = %s AND lease_token = %s "
+                "AND status NOT IN ('COMPLETED','FAILED','CANCELLED') RETURNING id) "
+                "INSERT INTO events (id, name, data, ts) SELECT e.id, e.name, e.data, e.ts "
+                "FROM ended, unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[]) "
+                "AS e(id, name, data, ts) "
+                "ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id RETURNING id, received_at",
+                (
+                    status,
+                    output_json,
+                    jsonutil.dumps(error) if error else None,
+                    run_id,
+                    token,
+                    [e.id for e in events],
+                    [e.name for e in events],
+                    [jsonutil.dumps(e.data) for e in events],
+                    [e.ts for e in events],
+                ),
             )
-            return cur.rowcount == 1
+            rows = await cur.fetchall()
+        return {r[0]: r[1] for r in rows} if rows else None
 
     async def release(
         self,
