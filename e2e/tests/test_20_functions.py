@@ -10,6 +10,7 @@ from kube import Kube, condition, wait_for
 from conftest import FULLNAME, NAMESPACE, Operator
 from ferryman_jetstream import EVENTS_STREAM, TIMERS_STREAM, WORK_STREAM
 from ferryman_jetstream.schedules import cron_definitions
+from ferryman_jetstream.subjects import cron_definition_subject
 
 VIDEO = "video-processing-process-video"
 CRON = "scheduled-jobs-daily-report"
@@ -94,6 +95,7 @@ def test_a_consumer_deleted_by_hand_comes_back(
     cluster: Kube, nats_url: str, operator: Operator, applied_examples: list[str]
 ) -> None:
     wait_for("ready", lambda: all_ready(cluster), timeout=60)
+    cron_seq = cron_definition_seq(nats_url)
     delete_consumer(nats_url, WORK_STREAM, f"work-{VIDEO}")
     assert consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}") is None
     info = wait_for(
@@ -110,6 +112,16 @@ def test_a_consumer_deleted_by_hand_comes_back(
         return any(e.get("reason") == "DriftCorrected" for e in events)
 
     wait_for("a DriftCorrected event on the DurableFunction", drift_event, timeout=30)
+    # Drift checks do not re-publish cron definitions JetStream already holds.
+    assert cron_definition_seq(nats_url) == cron_seq
+
+
+def cron_definition_seq(nats_url: str) -> int:
+    async def last(js: Any) -> int:
+        msg = await js.get_last_msg(TIMERS_STREAM, cron_definition_subject(CRON, 0))
+        return int(msg.seq)
+
+    return with_js(nats_url, last)
 
 
 def test_a_spec_change_updates_the_consumer(

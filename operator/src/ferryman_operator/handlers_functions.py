@@ -63,7 +63,7 @@ async def reconcile(
     patch.status["triggers"] = fspec.triggers_summary(spec)
     js = memo.js
     try:
-        changed = await ferryman_jetstream.reconcile_function(js, topo)
+        changed = await ferryman_jetstream.reconcile_function(js, topo, only_if_changed=True)
         schedule = await _schedule_condition(js, topo)
         counts = await ferryman_jetstream.backlog_counts(js, topo.function_id)
     except Exception as error:
