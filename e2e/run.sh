@@ -4,8 +4,8 @@
 #
 #   e2e/run.sh [pytest args]      e.g. e2e/run.sh -k scaling -x
 #
-# Tools are built once into ${FERRYMAN_E2E_CACHE:-~/.cache/ferryman-e2e} (first build: about
-# 10 minutes on 2 cores; later runs skip it). Set FERRYMAN_E2E_STATE=DIR to keep logs and
+# Tools are built once into ${FERRYMAN_E2E_CACHE:-~/.cache/ferryman-e2e} (first build: 7-12
+# minutes on 2 cores; later runs skip it). Set FERRYMAN_E2E_STATE=DIR to keep logs and
 # state of a run in DIR.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
