@@ -24,6 +24,8 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 command -v go >/dev/null || { echo "build-tools: Go is required (go not on PATH)" >&2; exit 1; }
 
 log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# Network steps (the Go module proxy) get three tries.
+retry() { local i; for i in 1 2; do "$@" && return 0; log "retrying ($i): $*"; sleep $((5 * i)); done; "$@"; }
 
 # have NAME VERSION: true when $BIN/NAME exists and was built at VERSION
 have() { [[ -x "$BIN/$1" && "$(cat "$BIN/.$1.version" 2>/dev/null)" == "$2" ]]; }
@@ -36,8 +38,8 @@ if ! have etcd "$ETCD_VERSION"; then
   mkdir -p "$WORK/etcd" && cd "$WORK/etcd"
   go mod init local/etcdbuild >/dev/null 2>&1
   printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > main.go
-  go get "go.etcd.io/etcd/server/v3@v${ETCD_VERSION}"
-  go mod tidy
+  retry go get "go.etcd.io/etcd/server/v3@v${ETCD_VERSION}"
+  retry go mod tidy
   go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" .
   stamp etcd "$ETCD_VERSION"
 fi
@@ -53,12 +55,12 @@ if ! have helm "$HELM_STAMP"; then
   for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     HLDF="$HLDF -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$KUBE_MINOR"
   done
-  GOBIN=$BIN go install -trimpath -ldflags "$HLDF" "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}"
+  retry env GOBIN="$BIN" go install -trimpath -ldflags "$HLDF" "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}"
   stamp helm "$HELM_STAMP"
 fi
 if ! have kubeconform "$KUBECONFORM_VERSION"; then
   log "building kubeconform v$KUBECONFORM_VERSION"
-  GOBIN=$BIN go install -trimpath -ldflags "-s -w" \
+  retry env GOBIN="$BIN" go install -trimpath -ldflags "-s -w" \
     "github.com/yannh/kubeconform/cmd/kubeconform@v${KUBECONFORM_VERSION}"
   stamp kubeconform "$KUBECONFORM_VERSION"
 fi
@@ -71,10 +73,10 @@ if ! have untt "$HELM_UNITTEST_VERSION"; then
   # wrapper module, as for etcd.
   mkdir -p "$WORK/untt" && cd "$WORK/untt"
   go mod init local/unttbuild >/dev/null 2>&1
-  UMOD=$(go mod download -json "github.com/helm-unittest/helm-unittest@v${HELM_UNITTEST_VERSION}" \
+  UMOD=$(retry go mod download -json "github.com/helm-unittest/helm-unittest@v${HELM_UNITTEST_VERSION}" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   grep -E '^replace ' "$UMOD" >> go.mod || true   # its own replaces (a yaml-jsonpath fork)
-  if { go get "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@v${HELM_UNITTEST_VERSION}" &&
+  if { retry go get "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@v${HELM_UNITTEST_VERSION}" &&
        go build -trimpath -ldflags "-s -w" -o "$BIN/untt" \
          github.com/helm-unittest/helm-unittest/cmd/helm-unittest; } \
       > "$CACHE/logs/helm-unittest.log" 2>&1; then
@@ -108,11 +110,11 @@ if [[ $need_kube == 1 ]]; then
   mkdir -p "$WORK/kube" && cd "$WORK/kube"
   go mod init local/kubebuild >/dev/null 2>&1
   STAGING_V="v0.${KUBE_VERSION#1.}"
-  KMOD=$(go mod download -json "k8s.io/kubernetes@v${KUBE_VERSION}" \
+  KMOD=$(retry go mod download -json "k8s.io/kubernetes@v${KUBE_VERSION}" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   grep -oE 'k8s\.io/[A-Za-z0-9._-]+ => \./staging/src/k8s\.io/[A-Za-z0-9._-]+' "$KMOD" \
     | awk -v v="$STAGING_V" '{print "replace " $1 " => " $1 " " v}' >> go.mod
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v${KUBE_VERSION}" \
+  retry go get "k8s.io/kubernetes/cmd/kube-apiserver@v${KUBE_VERSION}" \
          "k8s.io/kubernetes/cmd/kube-controller-manager@v${KUBE_VERSION}" \
          "k8s.io/kubernetes/cmd/kubectl@v${KUBE_VERSION}"
   MAJOR=${KUBE_VERSION%%.*}; MINOR=$(echo "$KUBE_VERSION" | cut -d. -f2)
