@@ -47,6 +47,30 @@ _UPSERT = (
 )
 
 
+_RELEASE = """
+WITH r AS (
+    UPDATE runs SET status = %(status)s, lease_owner = NULL, lease_expires = NULL,
+        attempt = coalesce(%(attempt)s, attempt), error = coalesce(%(error)s::jsonb, error),
+        updated_at = now()
+    WHERE id = %(run)s AND lease_token = %(token)s
+      AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+    RETURNING id
+), s AS (
+    INSERT INTO steps (run_id, step_id, name, position, op, status, attempts, parallel, wake_at)
+    SELECT r.id, v.step, v.name, v.pos, 'sleep', 'SLEEPING', 1, v.par, v.wake
+    FROM r, unnest(%(steps)s::text[], %(names)s::text[], %(pos)s::int[], %(par)s::bool[],
+                   %(wakes)s::timestamptz[]) AS v(step, name, pos, par, wake)
+    ON CONFLICT (run_id, step_id) DO NOTHING
+), t AS (
+    INSERT INTO timers (run_id, timer_id, function_id, fire_at)
+    SELECT r.id, 'sleep-' || v.step, %(fn)s, v.wake
+    FROM r, unnest(%(steps)s::text[], %(wakes)s::timestamptz[]) AS v(step, wake)
+    ON CONFLICT (run_id, timer_id) DO UPDATE SET fire_at = EXCLUDED.fire_at, fired_at = NULL
+)
+SELECT count(*) FROM r
+"""
+
+
 @contextlib.asynccontextmanager
 async def _guard() -> AsyncIterator[None]:
     """Turn a database or NATS outage into StoreUnavailable, which user code cannot catch."""
@@ -99,6 +123,7 @@ class RunCheckpoints:
     waiting: bool = False
     cancelled: bool = False
     batcher: CompletedSteps | None = None
+    sleeps: list[tuple[NewStep, datetime]] = field(default_factory=list)
 
     def _stop_if_cancelled(self) -> None:
         if self.cancelled:
@@ -160,11 +185,35 @@ class RunCheckpoints:
             await self._timer(conn, timer_id, at)
 
     async def sleep_step(self, step: NewStep, until: datetime) -> None:
-        async with _guard(), self.pool.connection() as conn, conn.transaction():
-            await self._write(conn, self._params(step, "SLEEPING", wake=until))
-            await self._timer(conn, f"sleep-{step.id}", until)
-        self._stop_if_cancelled()
+        # No write yet: the sleep is recorded by the statement that releases the run
+        # (see ``release``). A crash before that replays to this step and sleeps afresh.
+        self.sleeps.append((step, until))
+        self.timers.append(PendingTimer(self.run_id, f"sleep-{step.id}", self.function_id, until))
         self.sleeping = True
+
+    async def release(
+        self, status: str, *, attempt: int | None = None, error: dict[str, Any] | None = None
+    ) -> bool:
+        """Let go of the run (it continues later), recording its sleeps, in one statement.
+
+        False when the run is no longer ours (cancelled, or taken over): then nothing is
+        written and no timer is armed.
+        """
+        async with _guard(), self.pool.connection() as conn:
+            cur = await conn.execute(_RELEASE, {
+                "run": self.run_id, "token": self.token, "status": status, "attempt": attempt,
+                "error": jsonutil.dumps(error) if error else None, "fn": self.function_id,
+                "steps": [s.id for s, _ in self.sleeps], "names": [s.name for s, _ in self.sleeps],
+                "pos": [s.position for s, _ in self.sleeps],
+                "par": [s.parallel for s, _ in self.sleeps],
+                "wakes": [until for _, until in self.sleeps],
+            })  # fmt: skip
+            row = await cur.fetchone()
+        released = bool(row and row[0])
+        if not released:
+            self.timers.clear()
+            self.jobs.clear()
+        return released
 
     async def wake_step(self, step: StepRecord) -> None:
         async with _guard(), self.pool.connection() as conn:

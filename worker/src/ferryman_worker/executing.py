@@ -27,7 +27,7 @@ from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics, timers
 from ferryman_worker.batching import CompletedSteps
-from ferryman_worker.checkpoints import RunCheckpoints, load_events, load_history
+from ferryman_worker.checkpoints import RunCheckpoints
 from ferryman_worker.events import EventBus, internal_event
 from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
 
@@ -65,25 +65,46 @@ class Advancer:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.batcher = CompletedSteps(pool)
+        # Runs this worker is advancing now. A second job for one of them waits: the lease
+        # query lets this worker reclaim its own lease (left by a pass that died with the
+        # database), so it must never run while a pass of ours is still going.
+        self.active: set[str] = set()
 
     async def advance(
         self,
         run_id: str,
         keepalive: Callable[[], Awaitable[Any]] | None = None,
         fresh: tuple[Function, Event] | None = None,
+        timer_id: str | None = None,
     ) -> Advanced:
         """One pass over ``run_id``. ``fresh``: the run was just created, leased to us with
         token 1 and with no history, so the lease and the loads are skipped."""
+        if run_id in self.active:
+            return Advanced(done=False, retry_in=0.2)
+        self.active.add(run_id)
+        try:
+            return await self._advance(run_id, keepalive, fresh, timer_id)
+        finally:
+            self.active.discard(run_id)
+
+    async def _advance(
+        self,
+        run_id: str,
+        keepalive: Callable[[], Awaitable[Any]] | None,
+        fresh: tuple[Function, Event] | None,
+        timer_id: str | None,
+    ) -> Advanced:
         if fresh is not None:
             new_fn, event = fresh
             leased = Lease(run_id, new_fn.id, 1, 0, [event.id or ""], "RUNNING")
             return await self._pass(leased, new_fn, [], [event], keepalive)
-        lease = await self.runs.lease(run_id, self.owner, self.lease_seconds)
-        if lease is None:
+        loaded = await self.runs.lease_and_load(run_id, self.owner, self.lease_seconds, timer_id)
+        if loaded is None:
             state = await self.runs.state(run_id)
             if state is None or state[0] in ("COMPLETED", "FAILED", "CANCELLED"):
                 return Advanced(done=True)
             return Advanced(done=False, retry_in=max(0.05, min(state[1], self.lease_seconds)))
+        lease, history, events = loaded
         fn = self.functions.get(lease.function_id)
         if fn is None:
             await self.runs.release(run_id, lease.token, "QUEUED")
@@ -91,9 +112,6 @@ class Advancer:
                 "run %s belongs to %s, which this worker does not host", run_id, lease.function_id
             )
             return Advanced(done=False, retry_in=5.0)
-        history, events = await asyncio.gather(
-            load_history(self.pool, run_id), load_events(self.pool, lease.event_ids)
-        )
         return await self._pass(lease, fn, history, events, keepalive)
 
     async def _pass(
@@ -171,9 +189,7 @@ class Advancer:
             await self._end(fn, run_id, token, outcome, events)
         elif outcome.status == "RETRY" and outcome.retry_at is not None:
             await checkpoints.run_timer(f"run-retry-{attempt + 1}", outcome.retry_at)
-            await self.runs.release(
-                run_id, token, "RUNNING", attempt=attempt + 1, error=outcome.error
-            )
+            await checkpoints.release("RUNNING", attempt=attempt + 1, error=outcome.error)
         else:
             status = (
                 "SLEEPING"
@@ -182,7 +198,7 @@ class Advancer:
                 if checkpoints.waiting
                 else "RUNNING"
             )
-            await self.runs.release(run_id, token, status)
+            await checkpoints.release(status)
         await timers.arm(self.js, checkpoints.timers)
         for function_id, child_run in checkpoints.jobs:
             await self.js.publish(

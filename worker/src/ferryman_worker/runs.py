@@ -14,6 +14,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event
+from ferryman._runtime import StepRecord
 from ferryman_worker import jsonutil
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
@@ -41,6 +42,35 @@ class NewRun:
 
 class LeaseLost(BaseException):
     """Another worker holds the run now; this worker must drop it without writing."""
+
+
+_LEASE_AND_LOAD = """
+WITH fired AS (
+    UPDATE timers SET fired_at = now()
+    WHERE run_id = %(run)s AND timer_id = %(timer)s AND fired_at IS NULL
+), l AS (
+    UPDATE runs SET lease_owner = %(owner)s, lease_token = lease_token + 1,
+        lease_expires = now() + make_interval(secs => %(secs)s),
+        status = CASE WHEN status IN ('QUEUED', 'SLEEPING') THEN 'RUNNING' ELSE status END,
+        started_at = coalesce(started_at, now()), updated_at = now()
+    WHERE id = %(run)s AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      AND (lease_expires IS NULL OR lease_expires < now() OR lease_owner = %(owner)s)
+    RETURNING id, function_id, lease_token, attempt, event_ids, status
+), woken AS (
+    UPDATE steps SET status = 'COMPLETED', output = 'null', ended_at = now()
+    WHERE run_id IN (SELECT id FROM l) AND status = 'SLEEPING' AND wake_at <= now()
+    RETURNING step_id
+)
+SELECT l.function_id, l.lease_token, l.attempt, l.event_ids, l.status,
+    (SELECT coalesce(json_agg(json_build_array(s.step_id, s.position, s.op, s.status, s.output,
+                s.error, s.attempts, s.wake_at, s.parallel, s.name) ORDER BY s.position),
+            '[]'::json)
+     FROM steps s WHERE s.run_id = l.id),
+    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts)), '[]'::json)
+     FROM events e WHERE e.id = ANY(l.event_ids)),
+    (SELECT coalesce(array_agg(step_id), '{}') FROM woken)
+FROM l
+"""
 
 
 class RunCancelled(BaseException):
@@ -164,6 +194,41 @@ class RunStore:
             return None
         return Lease(run_id, row[0], row[1], row[2], list(row[3]), row[4])
 
+    async def lease_and_load(
+        self, run_id: str, owner: str, seconds: float, timer_id: str | None = None
+    ) -> tuple[Lease, list[StepRecord], list[Event]] | None:
+        """Take the run and load what a pass needs, in one round trip.
+
+        Also marks ``timer_id`` fired and completes sleeps whose time has come.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                _LEASE_AND_LOAD,
+                {"run": run_id, "owner": owner, "secs": seconds, "timer": timer_id},
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        function_id, token, attempt, event_ids, status, steps, events, woken = row
+        history = [
+            StepRecord(
+                s[0],
+                s[1],
+                s[2],
+                "COMPLETED" if s[0] in woken else s[3],
+                None if s[0] in woken else s[4],
+                s[5],
+                s[6],
+                datetime.fromisoformat(s[7]) if s[7] else None,
+                s[8],
+                s[9],
+            )
+            for s in steps
+        ]
+        by_id = {e[0]: Event(id=e[0], name=e[1], data=e[2], ts=e[3]) for e in events}
+        loaded = [by_id[i] for i in event_ids if i in by_id]
+        return Lease(run_id, function_id, token, attempt, list(event_ids), status), history, loaded
+
     async def renew(self, run_id: str, token: int, seconds: float) -> bool:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
@@ -246,7 +311,8 @@ class RunStore:
         """Runs that should be moving but nobody holds: ``(run_id, function_id)``."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, function_id FROM runs WHERE status IN ('QUEUED','RUNNING') "
+                "SELECT id, function_id FROM runs "
+                "WHERE status IN ('QUEUED','RUNNING','SLEEPING') "
                 "AND updated_at < now() - make_interval(secs => %s) "
                 "AND (lease_expires IS NULL OR lease_expires < now()) "
                 "AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.run_id = runs.id "

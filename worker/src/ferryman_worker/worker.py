@@ -193,16 +193,24 @@ class Worker:
         run_id: str,
         fresh: tuple[Function, Event] | None = None,
         slots: Slots | None = None,
+        timer_id: str | None = None,
     ) -> None:
-        task = asyncio.create_task(self._advance(msg, run_id, fresh, slots or self.slots))
+        task = asyncio.create_task(self._advance(msg, run_id, fresh, slots or self.slots, timer_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def _advance(
-        self, msg: Msg, run_id: str, fresh: tuple[Function, Event] | None, slots: Slots
+        self,
+        msg: Msg,
+        run_id: str,
+        fresh: tuple[Function, Event] | None,
+        slots: Slots,
+        timer_id: str | None = None,
     ) -> None:
         try:
-            result = await self.advancer.advance(run_id, keepalive=msg.in_progress, fresh=fresh)
+            result = await self.advancer.advance(
+                run_id, keepalive=msg.in_progress, fresh=fresh, timer_id=timer_id
+            )
             await settle(msg, result.done, result.retry_in)
         except Exception:
             log.exception("advancing run %s failed; it will be redelivered", run_id)
@@ -272,21 +280,18 @@ class Worker:
             self._spawn(msg, run_id, slots=self.resume_slots)
 
     async def _on_timers(self, fn: Function, msgs: list[Msg]) -> None:
-        from ferryman_worker.timers import mark_fired
-
         for msg in msgs:
             if msg.subject == S.cron_tick_subject(fn.id):
                 await self._on_cron_tick(fn, msg)
                 continue
             try:
                 body = jsonutil.loads(msg.data)
-                await mark_fired(self.pool, body["run_id"], body["timer_id"])
+                run_id, timer_id = body["run_id"], body["timer_id"]
             except Exception:
-                log.warning("could not record timer firing; redelivering", exc_info=True)
-                await settle(msg, False, 1.0)
+                await settle(msg, True)
                 await self.resume_slots.give()
                 continue
-            self._spawn(msg, body["run_id"], slots=self.resume_slots)
+            self._spawn(msg, run_id, timer_id=timer_id, slots=self.resume_slots)
 
     async def _on_cron_tick(self, fn: Function, msg: Msg) -> None:
         tick = cron.latest_of(fn.config.cron_triggers, datetime.now(UTC))
