@@ -20,7 +20,12 @@ from examples import services
 fm = ferryman.Ferryman(app_id="video-processing")
 
 
-@fm.function(id="process-video", trigger=ferryman.on_event("video.uploaded"))
+@fm.function(
+    id="process-video",
+    trigger=ferryman.on_event("video.uploaded"),
+    # At most 20 videos in flight: transcription is the expensive part.
+    concurrency=[ferryman.Concurrency(limit=20)],
+)
 async def process_video(ctx: ferryman.Context) -> dict[str, Any]:
     video_id, url = ctx.event.data["videoId"], ctx.event.data["url"]
     transcript = await ctx.step.run("transcribe", services.transcribe, url)

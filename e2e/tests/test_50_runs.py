@@ -94,6 +94,7 @@ def engine(
         # as the operator's Deployment sets it: the operator owns consumers and schedules
         "FERRYMAN_MANAGE_TOPOLOGY": "false",
         "FERRYMAN_WORKER_POOL": "video-processing",
+        "FERRYMAN_NAMESPACE": NAMESPACE,
     }
     worker = Proc(
         "worker",
@@ -168,3 +169,12 @@ def test_an_event_runs_the_function_to_completion(cluster: Kube, engine: str) ->
         ),
         timeout=30,
     )
+
+
+def test_the_worker_checked_the_cluster_resources_against_its_code(
+    engine: str, state_dir: Path
+) -> None:
+    log = (state_dir / "worker.log").read_text(errors="replace")
+    assert "match the code" in log, log[-2000:]
+    assert "disagrees with the code" not in log
+    assert "could not read DurableFunctions" not in log

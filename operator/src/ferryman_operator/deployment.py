@@ -38,6 +38,7 @@ def build(
         {"name": "FERRYMAN_MODULE", "value": str(spec["module"])},
         # The operator owns consumers and schedules in a cluster; workers only use them.
         {"name": "FERRYMAN_MANAGE_TOPOLOGY", "value": "false"},
+        {"name": "FERRYMAN_METRICS_PORT", "value": "9090"},
     ]
     env += [dict(e) for e in spec.get("env") or []]
     env_from = [dict(e) for e in spec.get("envFrom") or []]

@@ -11,6 +11,7 @@
     ferryman runs cancel RUN_ID | --function FN [--status S --after T --before T]
     ferryman runs replay RUN_ID [--from-step STEP] | --function FN --status FAILED
     ferryman migrate                         apply database migrations
+    ferryman manifests -m myapp.functions    DurableFunctions for kubectl apply -f -
 """
 
 from __future__ import annotations
@@ -189,17 +190,25 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ferryman_worker.loading import ModuleError, load_apps
+    from ferryman_worker.drift import warn_on_drift
+    from ferryman_worker.loading import ModuleError, load_module
     from ferryman_worker.settings import SettingsError
     from ferryman_worker.worker import Worker
 
     settings = _settings(args)
     try:
-        worker = Worker(load_apps(args.module), settings)
+        module, apps = load_module(args.module)
+        worker = Worker(apps, settings)
     except (ModuleError, SettingsError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
 
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+
     async def main() -> None:
+        await warn_on_drift(apps, module)
         await worker.start(run_migrations=not args.no_migrate)
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -234,6 +243,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings.require("database_url")
     applied = asyncio.run(migrate(settings.database_url))
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    from ferryman_worker.loading import ModuleError, load_module
+    from ferryman_worker.manifests import manifests, render
+
+    try:
+        module, apps = load_module(args.module)
+    except ModuleError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(render(manifests(apps, module, args.pool, args.image), args.module), end="")
     return 0
 
 
@@ -287,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--host", help="listen address (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, help="port (default 8288)")
     gateway.set_defaults(func=cmd_gateway)
+
+    man = sub.add_parser(
+        "manifests",
+        help="print the Kubernetes resources for a module's functions",
+        description="Print a DurableFunction per function in MODULE (and a WorkerPool with "
+        "--image), ready for `kubectl apply -f -`.",
+    )
+    man.add_argument("-m", "--module", required=True, help="dotted module with a Ferryman app")
+    man.add_argument("--pool", help="WorkerPool name (default: the app id)")
+    man.add_argument("--image", help="also print a WorkerPool running this image")
+    man.set_defaults(func=cmd_manifests)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--database-url", help="PostgreSQL URL (FERRYMAN_DATABASE_URL)")

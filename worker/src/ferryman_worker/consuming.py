@@ -23,6 +23,8 @@ log = logging.getLogger("ferryman.consuming")
 
 BatchHandler = Callable[[list[Msg]], Awaitable[None]]
 FETCH_MAX = 64
+YIELD_MAX_SECONDS = 0.25  # new work waits at most this long for resumes to finish
+FETCH_WHILE_YIELDING = 4
 
 
 async def pull_loop(
@@ -32,14 +34,24 @@ async def pull_loop(
     slots: Slots,
     handle: BatchHandler,
     stopping: asyncio.Event,
+    yield_to: Slots | None = None,
 ) -> None:
-    """Fetch batches from ``stream``/``consumer`` until ``stopping`` is set."""
+    """Fetch batches from ``stream``/``consumer`` until ``stopping`` is set.
+
+    With ``yield_to``, fetch only while that pool is idle (or after a short wait), so
+    runs already in flight are resumed before new ones start.
+    """
     sub = None
     while not stopping.is_set():
         try:
             if sub is None:
                 sub = await js.pull_subscribe_bind(consumer, stream=stream)
-            room = await slots.wait_free(FETCH_MAX)
+            most = FETCH_MAX
+            if yield_to is not None:
+                await yield_to.idle_or(YIELD_MAX_SECONDS)
+                if yield_to.busy:  # resumes still pending: let new work in only a trickle
+                    most = FETCH_WHILE_YIELDING
+            room = await slots.wait_free(most)
             if stopping.is_set():
                 break
             msgs = await sub.fetch(room, timeout=2.0)

@@ -129,7 +129,15 @@ class Advancer:
         execution = Execution(
             fn.config, fn.handler, checkpoints, run_id, events, history, attempt=lease.attempt
         )
-        renewer = asyncio.create_task(self._keep_lease(run_id, lease.token, keepalive))
+        # Most passes end long before a renewal is due: start renewing only if this one
+        # is still going a third of the way into its lease.
+        renewer: asyncio.Task[None] | None = None
+
+        def start_renewing() -> None:
+            nonlocal renewer
+            renewer = asyncio.create_task(self._keep_lease(run_id, lease.token, keepalive))
+
+        renew_handle = asyncio.get_running_loop().call_later(self.lease_seconds / 3, start_renewing)
         started = time.perf_counter()
         token = set_sender(self.bus)
         metrics.ACTIVE_RUNS.inc()
@@ -148,9 +156,11 @@ class Advancer:
             set_sender(None)
             del token
             metrics.ACTIVE_RUNS.dec()
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            renew_handle.cancel()
+            if renewer is not None:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
         metrics.RUN_PASSES.labels(fn.id).inc()
         metrics.STEPS_EXECUTED.labels(fn.id).inc(execution.new_steps)
         metrics.RUN_PASS_SECONDS.labels(fn.id).observe(time.perf_counter() - started)
@@ -169,11 +179,11 @@ class Advancer:
         self, run_id: str, token: int, keepalive: Callable[[], Awaitable[Any]] | None
     ) -> None:
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
             with contextlib.suppress(Exception):
                 await self.runs.renew(run_id, token, self.lease_seconds)
                 if keepalive is not None:
                     await keepalive()
+            await asyncio.sleep(self.lease_seconds / 3)
 
     async def _record(
         self,

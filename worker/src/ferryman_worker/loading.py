@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import types
 
 from ferryman import Ferryman
 
@@ -14,6 +15,11 @@ class ModuleError(ValueError):
 
 
 def load_apps(module: str) -> list[Ferryman]:
+    return load_module(module)[1]
+
+
+def load_module(module: str) -> tuple[types.ModuleType, list[Ferryman]]:
+    """Import ``module`` and return it with the Ferryman apps it defines."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -29,4 +35,4 @@ def load_apps(module: str) -> list[Ferryman]:
             f"module {module!r} defines no ferryman.Ferryman app; add "
             '`fm = ferryman.Ferryman(app_id="my-app")` and decorate functions with @fm.function'
         )
-    return apps
+    return mod, apps

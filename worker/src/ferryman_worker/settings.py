@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="worker creates its JetStream consumers and cron schedules itself "
         "(dev and plain installs); set false when the operator owns them",
     )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="serve the worker's Prometheus metrics on this port (0: off)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8288, ge=1, le=65535)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class Slots:
@@ -24,6 +25,17 @@ class Slots:
         async with self._changed:
             self.free += n
             self._changed.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        return self.free < self.size
+
+    async def idle_or(self, timeout: float) -> None:
+        """Wait until nothing holds a slot, or ``timeout`` passes."""
+        if not self.busy:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.drained(), timeout)
 
     async def drained(self) -> None:
         async with self._changed:

@@ -115,6 +115,7 @@ class Worker:
                     S.EVENTS_STREAM,
                     S.trigger_consumer(fn.id),
                     lambda msgs, fn=fn: self._on_events(fn, msgs),
+                    yield_to=self.resume_slots,
                 )
             self._loop(S.WORK_STREAM, S.work_consumer(fn.id), self._on_work, self.resume_slots)
             self._loop(
@@ -150,10 +151,19 @@ class Worker:
             ", ".join(sorted(self.functions)),
         )
 
-    def _loop(self, stream: str, consumer: str, handler: Any, slots: Slots | None = None) -> None:
+    def _loop(
+        self,
+        stream: str,
+        consumer: str,
+        handler: Any,
+        slots: Slots | None = None,
+        yield_to: Slots | None = None,
+    ) -> None:
         self.loops.append(
             asyncio.create_task(
-                pull_loop(self.js, stream, consumer, slots or self.slots, handler, self.stopping)
+                pull_loop(
+                    self.js, stream, consumer, slots or self.slots, handler, self.stopping, yield_to
+                )
             )
         )
 
