@@ -1,4 +1,4 @@
-"""Booking: validate, check availability, take payment, confirm, then notify both sides.
+"""Booking: validate, check availability, get paid, confirm, then notify both sides.
 
 Send (after seeding the booking; a missing or non-pending booking fails the run)::
 
@@ -11,7 +11,20 @@ Side effects (see :mod:`examples.services`), once each:
 
 - ``calendar.check`` for the room, then ``payments.charge`` with ``key == "booking-b-1"``;
 - ``db.bookings.put`` setting ``status: "confirmed"`` and ``calendar.block`` for the nights;
-- two ``email.send``: ``booking-confirmed-guest`` and ``booking-confirmed-host``.
+- two ``email.send`` in parallel: ``booking-confirmed-guest`` and ``booking-confirmed-host``.
+
+A booking paid by bank transfer (``"paymentMethod": "bank_transfer"`` in the seeded row)
+cannot be charged on the spot: the run records one ``payments.request`` (key
+``booking-b-1``), then leaves the worker and waits up to 24 hours (or
+``"paymentTimeout"`` from the event data: ``"2s"``, ``30``) for the bank's webhook::
+
+    {"name": "payment.completed", "data": {"bookingId": "b-1", "paymentId": "pay-9"}}
+
+Only a ``payment.completed`` sent after the request, with the same ``bookingId``, counts;
+it confirms the booking (``chargeId`` is the event's ``paymentId``) and notifies both
+sides as above. If none arrives in time, the booking is set to ``status: "expired"``
+(one ``db.bookings.put``), nothing is blocked and nobody is emailed; the run completes
+with ``{"status": "expired"}``.
 
 If the room is already blocked for one of those nights, ``check-availability`` fails at
 once (no retries), nothing is charged, and the failure handler records one ``ops.alert``.
@@ -73,6 +86,19 @@ def take_payment(booking_id: str, booking: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def request_payment(booking_id: str, booking: dict[str, Any]) -> dict[str, Any]:
+    return services.request_payment(
+        booking["guestEmail"],
+        booking["amount"],
+        booking["currency"],
+        reference=f"booking-{booking_id}",
+    )
+
+
+def expire(booking_id: str) -> dict[str, Any]:
+    return services.db_put("bookings", booking_id, {"status": "expired"})
+
+
 def confirm(booking_id: str, booking: dict[str, Any], charge_id: str) -> dict[str, Any]:
     services.calendar_block(booking["room"], booking["checkIn"], booking["checkOut"], booking_id)
     return services.db_put("bookings", booking_id, {"status": "confirmed", "chargeId": charge_id})
@@ -100,8 +126,22 @@ async def process_booking(ctx: ferryman.Context) -> dict[str, Any]:
     booking_id = ctx.event.parsed(BookingCreated).booking_id
     booking = await ctx.step.run("validate", load_pending_booking, booking_id)
     await ctx.step.run("check-availability", check_availability, booking_id, booking)
-    payment = await ctx.step.run("take-payment", take_payment, booking_id, booking)
-    await ctx.step.run("confirm", confirm, booking_id, booking, payment["charge_id"])
+    if booking.get("paymentMethod") == "bank_transfer":
+        await ctx.step.run("request-payment", request_payment, booking_id, booking)
+        paid = await ctx.step.wait_for_event(
+            "wait-for-payment",
+            event="payment.completed",
+            match="data.bookingId",
+            timeout=ctx.event.data.get("paymentTimeout", "24h"),
+        )
+        if paid is None:
+            await ctx.step.run("expire", expire, booking_id)
+            return {"bookingId": booking_id, "status": "expired"}
+        charge_id = str(paid.data.get("paymentId", ""))
+    else:
+        payment = await ctx.step.run("take-payment", take_payment, booking_id, booking)
+        charge_id = payment["charge_id"]
+    await ctx.step.run("confirm", confirm, booking_id, booking, charge_id)
     await asyncio.gather(
         ctx.step.run(
             "notify-guest",
@@ -118,4 +158,4 @@ async def process_booking(ctx: ferryman.Context) -> dict[str, Any]:
             {"bookingId": booking_id},
         ),
     )
-    return {"bookingId": booking_id, "status": "confirmed", "chargeId": payment["charge_id"]}
+    return {"bookingId": booking_id, "status": "confirmed", "chargeId": charge_id}

@@ -238,6 +238,27 @@ def charge(customer: str, amount: int, currency: str, *, reference: str) -> dict
     return {"charge_id": f"ch_{_digest(reference)}", "amount": amount, "currency": currency}
 
 
+def request_payment(customer: str, amount: int, currency: str, *, reference: str) -> dict[str, Any]:
+    """Ask for a payment that completes later (a bank transfer); ``payments.request``.
+
+    The provider answers at once with a pending payment; its ``payment.completed``
+    webhook arrives whenever the customer pays (in the examples: when a test sends it).
+    """
+    _call("payments.request", reference, customer=customer, amount=amount, currency=currency)
+    return {"payment_id": f"pay_{_digest(reference)}", "status": "pending"}
+
+
+def reserve_inventory(order_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Hold stock for an order's items; recorded as ``inventory.reserve``, keyed by order."""
+    _call("inventory.reserve", order_id, order_id=order_id, items=items)
+    return {"order_id": order_id, "reserved": sum(int(i.get("quantity", 1)) for i in items)}
+
+
+def track(name: str, properties: dict[str, Any] | None = None) -> None:
+    """Record a product-analytics event; recorded as ``analytics.track``, keyed by name."""
+    _call("analytics.track", name, name=name, properties=properties or {})
+
+
 def user(user_id: str) -> dict[str, Any]:
     """The user service: a seeded ``users`` row, or a made-up but stable user."""
     _call("users.get", user_id, user_id=user_id)

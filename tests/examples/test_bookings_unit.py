@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from examples import bookings, services
@@ -94,3 +95,62 @@ async def test_the_booking_event_is_typed() -> None:
 
     assert event.name == "booking.created"
     assert event.data == {"bookingId": "b-9"}
+
+
+# -- paying by bank transfer: the run waits for the payment.completed webhook --------------
+
+TRANSFER = {**BOOKING, "paymentMethod": "bank_transfer"}
+
+
+def paid(booking_id: str, payment_id: str = "pay-9") -> dict[str, Any]:
+    return {"name": "payment.completed", "data": {"bookingId": booking_id, "paymentId": payment_id}}
+
+
+async def test_a_bank_transfer_waits_for_the_payment_then_confirms_and_notifies_both() -> None:
+    services.seed("bookings", "b-1", TRANSFER)
+
+    result = await run_function(bookings.process_booking, EVENT, incoming=[("3h", paid("b-1"))])
+
+    assert result.status == "COMPLETED"
+    assert result.output == {"bookingId": "b-1", "status": "confirmed", "chargeId": "pay-9"}
+    assert result.elapsed == timedelta(hours=3)
+    assert result.steps["wait-for-payment"].output["data"]["paymentId"] == "pay-9"
+    assert services.count("payments.request", key="booking-b-1", amount=42000) == 1
+    assert services.count("payments.charge") == 0
+    assert services.count("calendar.block", room="r-7", booking_id="b-1") == 1
+    assert services.db_get("bookings", "b-1")["chargeId"] == "pay-9"
+    assert {s for s in result.steps if s.startswith("notify-")} == {"notify-guest", "notify-host"}
+    assert services.count("email.send") == 2
+
+
+async def test_an_unpaid_bank_transfer_expires_after_24_hours() -> None:
+    services.seed("bookings", "b-1", TRANSFER)
+
+    result = await run_function(
+        bookings.process_booking,
+        EVENT,
+        incoming=[
+            ("1h", paid("b-2")),  # another booking's payment
+            ("2h", {"name": "payment.failed", "data": {"bookingId": "b-1"}}),
+            ("25h", paid("b-1")),  # too late
+        ],
+    )
+
+    assert result.status == "COMPLETED"
+    assert result.output == {"bookingId": "b-1", "status": "expired"}
+    assert result.elapsed == timedelta(hours=24)
+    assert services.db_get("bookings", "b-1")["status"] == "expired"
+    assert services.count("payments.request") == 1
+    assert services.count("calendar.block") == 0
+    assert services.count("email.send") == 0
+    assert "confirm" not in result.steps
+
+
+async def test_the_payment_timeout_comes_from_the_event() -> None:
+    services.seed("bookings", "b-1", TRANSFER)
+    event = {"name": "booking.created", "data": {"bookingId": "b-1", "paymentTimeout": "2s"}}
+
+    result = await run_function(bookings.process_booking, event)
+
+    assert result.output["status"] == "expired"
+    assert result.elapsed == timedelta(seconds=2)
