@@ -268,6 +268,7 @@ class RunCheckpoints:
             )
             if spec.timeout_at is not None:
                 await self._timer(conn, f"wait-{step.id}", spec.timeout_at)
+        await self.sender.announce_waits([spec.event])
         self._stop_if_cancelled()
         self.waiting = True
 
@@ -330,6 +331,7 @@ class RunCheckpoints:
             )
             if timeout_at is not None:
                 await self._timer(conn, f"wait-{step.id}", timeout_at)
+        await self.sender.announce_waits([FINISHED_EVENT])
         self._stop_if_cancelled()
         self.jobs.append((function_id, child_run))
         self.waiting = True

@@ -7,6 +7,7 @@ then JetStream with ``Nats-Msg-Id`` = event id, so a resend is dropped by the se
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from ferryman_worker.ids import new_id
 MAX_EVENTS_PER_REQUEST = 5000
 # When PostgreSQL received the event: a wait counts only events that arrived after it began.
 RECEIVED_HEADER = "Ferryman-Received-At"
+WAITS_ANNOUNCED = "ferryman.waits.added"
 
 
 class BadEvent(ValueError):
@@ -76,9 +78,16 @@ def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
 class EventBus:
     """Stores events and publishes them; idempotent on event id."""
 
-    def __init__(self, pool: AsyncConnectionPool, js: JetStreamContext) -> None:
+    def __init__(self, pool: AsyncConnectionPool, js: JetStreamContext, nc: Any = None) -> None:
         self.pool = pool
         self.js = js
+        self.nc = nc
+
+    async def announce_waits(self, names: list[str]) -> None:
+        """Tell every matcher that waits for these event names now exist."""
+        if self.nc is not None:
+            with contextlib.suppress(Exception):  # best effort: the matchers also poll
+                await self.nc.publish(WAITS_ANNOUNCED, "\n".join(names).encode())
 
     async def store(self, events: list[Event]) -> dict[str, datetime]:
         """Store events (a known id keeps its first version); return when each arrived."""

@@ -14,6 +14,8 @@ same resolution over PostgreSQL for anything a message loss or a race let throug
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -59,12 +61,40 @@ ORDER BY e.received_at LIMIT 1000
 """
 
 
+EVENT_SUBJECT_PREFIX = S.EVENTS_PREFIX + "."
+
+
 class Matcher:
     def __init__(self, pool: AsyncConnectionPool, js: JetStreamContext, bus: EventBus) -> None:
         self.pool = pool
         self.js = js
         self.bus = bus
         self._expressions: dict[str, Expression] = {}
+        # Names some pending wait listens for. An event with another name is acked unread:
+        # the cheap path for the many events nobody waits for. Refreshed from PostgreSQL
+        # every second and on every announcement; the repair sweep covers the rest.
+        self.names: set[str] = set()
+        self.static_names: set[str] = set()
+
+    def learn(self, names: list[str]) -> None:
+        self.names.update(n for n in names if n)
+
+    async def refresh_names(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT event_name FROM waits WHERE resolved_at IS NULL"
+            )
+            pending = {row[0] for row in await cur.fetchall()}
+        self.names = pending | self.static_names
+
+    async def keep_names_fresh(self, stopping: asyncio.Event, every: float = 1.0) -> None:
+        while not stopping.is_set():
+            try:
+                await self.refresh_names()
+            except Exception as exc:
+                log.info("matcher: could not refresh wait names (%s)", exc)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), every)
 
     def _expression(self, source: str) -> Expression:
         if source not in self._expressions:
@@ -75,6 +105,9 @@ class Matcher:
         """A batch from the matcher consumer: match, resolve, then ack."""
         events: list[tuple[dict[str, Any], datetime]] = []
         for msg in msgs:
+            if msg.subject.removeprefix(EVENT_SUBJECT_PREFIX) not in self.names:
+                metrics.EVENTS_UNWATCHED.inc()
+                continue
             try:
                 event = jsonutil.loads(msg.data)
                 stamp = (msg.headers or {}).get(RECEIVED_HEADER)

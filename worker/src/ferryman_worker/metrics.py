@@ -23,3 +23,6 @@ ACTIVE_RUNS = Gauge("ferryman_worker_active_runs", "Runs this worker is advancin
 WAITS_RESOLVED = Counter("ferryman_waits_resolved_total", "Waits resolved by a matching event")
 RUNS_CANCELLED = Counter("ferryman_runs_cancelled_total", "Runs cancelled")
 RUNS_REPLAYED = Counter("ferryman_runs_replayed_total", "Replays started")
+EVENTS_UNWATCHED = Counter(
+    "ferryman_matcher_events_unwatched_total", "Events the matcher acked unread: nobody waits"
+)

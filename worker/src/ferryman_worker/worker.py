@@ -34,7 +34,7 @@ from ferryman_jetstream import (
 from ferryman_jetstream import subjects as S
 from ferryman_worker import cron, jsonutil, metrics
 from ferryman_worker.consuming import pull_loop, settle
-from ferryman_worker.events import EventBus
+from ferryman_worker.events import WAITS_ANNOUNCED, EventBus
 from ferryman_worker.executing import Advancer
 from ferryman_worker.ids import new_id
 from ferryman_worker.matching import Matcher
@@ -98,7 +98,7 @@ class Worker:
             name=f"ferryman-worker {self.owner}",
         )
         self.js = self.nc.jetstream(timeout=10)
-        self.bus = EventBus(self.pool, self.js)
+        self.bus = EventBus(self.pool, self.js, self.nc)
         self.runs = RunStore(self.pool)
         self.advancer = Advancer(
             self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds
@@ -125,6 +125,13 @@ class Worker:
                 self.resume_slots,
             )
         self.matcher = Matcher(self.pool, self.js, self.bus)
+        self.matcher.static_names = {
+            c.event for fn in self.functions.values() for c in fn.config.cancel_on
+        }
+        await self.matcher.refresh_names()
+        await self.nc.subscribe(WAITS_ANNOUNCED, cb=self._learn_waits)
+        await self.bus.announce_waits(sorted(self.matcher.static_names))
+        self.loops.append(asyncio.create_task(self.matcher.keep_names_fresh(self.stopping)))
         self.loops.append(
             asyncio.create_task(
                 pull_loop(
@@ -272,6 +279,9 @@ class Worker:
             if is_new:
                 metrics.RUNS_STARTED.labels(fn.id).inc()
             self._spawn(msg, run_id, fresh=(fn, event) if is_new else None)
+
+    async def _learn_waits(self, msg: Msg) -> None:
+        self.matcher.learn(msg.data.decode(errors="replace").split("\n"))
 
     async def _on_match(self, msgs: list[Msg]) -> None:
         try:

@@ -66,7 +66,7 @@ class Gateway:
         self.js = self.nc.jetstream(timeout=10)
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
-        self.bus = EventBus(self.pool, self.js)
+        self.bus = EventBus(self.pool, self.js, self.nc)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
