@@ -164,12 +164,6 @@ async def test_approved_booking_is_confirmed_by_its_payment_and_started_once(
     assert len(runs_of_function(stack, AWAIT_PAYMENT)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a pass that replays a run whose wait is still pending releases it "
-    "as RUNNING (RunCheckpoints.waiting is set only when a wait starts, not when "
-    "check_wait answers 'pending'); here the duplicate event re-advances the run",
-)
 async def test_a_duplicate_approval_leaves_the_waiting_run_waiting(stack: Stack) -> None:
     services.seed("bookings", "b-1", APPROVED)
     await stack.start_worker(await_payment.fm)

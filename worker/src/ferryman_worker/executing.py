@@ -164,6 +164,11 @@ class Advancer:
         metrics.RUN_PASSES.labels(fn.id).inc()
         metrics.STEPS_EXECUTED.labels(fn.id).inc(execution.new_steps)
         metrics.RUN_PASS_SECONDS.labels(fn.id).observe(time.perf_counter() - started)
+        # What the run now waits on, from its whole history: a pass that replays a run
+        # whose sleep or wait is still pending must leave it SLEEPING or WAITING.
+        pending = {r.status for r in execution.memo.values()}
+        checkpoints.sleeping = checkpoints.sleeping or "SLEEPING" in pending
+        checkpoints.waiting = checkpoints.waiting or "WAITING" in pending
         await self._record(fn, run_id, lease.token, lease.attempt, outcome, checkpoints, events)
         return Advanced(done=True)
 
