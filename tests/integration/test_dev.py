@@ -127,3 +127,53 @@ def test_changing_the_code_restarts_the_worker(dev: Dev) -> None:
     [event_id] = dev.api("/e/dev", {"name": "dev.nap", "data": {"seconds": 0}})["ids"]
     assert dev.wait_status(event_id, "COMPLETED")["output"] == "v2"
     dev.stop()
+
+
+def cli(dev: Dev, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ferryman_worker.cli",
+            *args,
+            "--url",
+            f"http://127.0.0.1:{dev.port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_cli_sends_lists_shows_cancels_and_replays(dev: Dev) -> None:
+    dev.start()
+    sent = cli(dev, "send", "dev.nap", "--data", '{"seconds": 600}')
+    assert sent.returncode == 0, sent.stderr
+    event_id = sent.stdout.strip()
+    run_id = dev.wait_status(event_id, "SLEEPING")["run_id"]
+
+    listed = cli(dev, "runs", "list", "--status", "SLEEPING")
+    assert run_id in listed.stdout
+    shown = cli(dev, "runs", "show", run_id)
+    assert "nap" in shown.stdout
+    assert "SLEEPING" in shown.stdout
+
+    assert cli(dev, "runs", "replay", run_id).returncode != 0, "a sleeping run is not replayable"
+    cancelled = cli(dev, "runs", "cancel", run_id)
+    assert cancelled.stdout.strip() == f"{run_id} CANCELLED"
+    again = cli(dev, "runs", "cancel", run_id)
+    assert again.returncode != 0
+    assert "already CANCELLED" in again.stderr
+
+    replayed = cli(dev, "runs", "replay", run_id, "--from-step", "nap")
+    assert replayed.returncode == 0, replayed.stderr
+    replay_id = replayed.stdout.split()[0]
+    details = json.loads(cli(dev, "runs", "show", replay_id, "--json").stdout)
+    assert details["replay_of"] == run_id
+    assert details["steps"][0]["id"] == "before"
+
+    bulk = cli(dev, "runs", "cancel", "--function", "devtest-nap")
+    assert bulk.returncode == 0, bulk.stderr
+    assert "cancel: 1 run(s)" in bulk.stdout
+    dev.stop()

@@ -9,37 +9,14 @@ run, resolves its waits and timers so nothing re-arms them, and emits
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman_worker import jsonutil, metrics
 from ferryman_worker.events import EventBus, internal_event
+from ferryman_worker.queries import run_filter
 
 CANCELLED_EVENT = "ferryman/function.cancelled"
-
-
-def run_filter(
-    *,
-    run_ids: list[str] | None = None,
-    function_id: str | None = None,
-    status: str | None = None,
-    after: datetime | None = None,
-    before: datetime | None = None,
-) -> tuple[str, list[Any]]:
-    """A WHERE clause over ``runs`` from the filter every bulk operation takes."""
-    where, params = ["true"], []  # type: tuple[list[str], list[Any]]
-    for clause, value in (
-        ("id = ANY(%s)", run_ids),
-        ("function_id = %s", function_id),
-        ("status = %s", status),
-        ("created_at >= %s", after),
-        ("created_at < %s", before),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return " AND ".join(where), params
 
 
 async def cancel_runs(

@@ -139,39 +139,34 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def cmd_runs_cancel(args: argparse.Namespace) -> int:
+def _bulk(args: argparse.Namespace, action: str, one: dict[str, Any] | None = None) -> int:
+    """``runs cancel|replay``: one RUN_ID, or every run the filters select."""
     if args.run_id:
-        run = _http("POST", f"{_api(args)}/v1/runs/{args.run_id}/cancel")["data"]
-        print(f"{run['run_id']} {run['status']}")
+        run = _http("POST", f"{_api(args)}/v1/runs/{args.run_id}/{action}", json=one or {})
+        data = run["data"]
+        print(
+            f"{data['run_id']} {data['status']}"
+            + (f" (replay of {args.run_id})" if action == "replay" else "")
+        )
         return 0
     if not args.function:
         raise SystemExit(
-            "error: give a RUN_ID, or --function (with optional --status, "
-            "--after, --before) to cancel many"
+            f"error: give a RUN_ID, or --function (with optional --status, "
+            f"--after, --before) to {action} many"
         )
-    body = _http("POST", f"{_api(args)}/v1/runs/cancel", json=_filters(args))["data"]
-    print(f"cancelled {body['count']} run(s)")
+    body = _http("POST", f"{_api(args)}/v1/runs/{action}", json=_filters(args))["data"]
+    print(f"{action}: {body['count']} run(s)")
     for run_id in body["run_ids"]:
         print(run_id)
     return 0
+
+
+def cmd_runs_cancel(args: argparse.Namespace) -> int:
+    return _bulk(args, "cancel")
 
 
 def cmd_runs_replay(args: argparse.Namespace) -> int:
-    if args.run_id:
-        payload = {"from_step": args.from_step} if args.from_step else {}
-        run = _http("POST", f"{_api(args)}/v1/runs/{args.run_id}/replay", json=payload)["data"]
-        print(f"replay {run['run_id']} of {args.run_id} queued")
-        return 0
-    if not args.function:
-        raise SystemExit(
-            "error: give a RUN_ID, or --function (with optional --status, "
-            "--after, --before) to replay many"
-        )
-    body = _http("POST", f"{_api(args)}/v1/runs/replay", json=_filters(args))["data"]
-    print(f"replaying {body['count']} run(s)")
-    for run_id in body["run_ids"]:
-        print(run_id)
-    return 0
+    return _bulk(args, "replay", {"from_step": args.from_step} if args.from_step else None)
 
 
 def _settings(args: argparse.Namespace) -> Any:

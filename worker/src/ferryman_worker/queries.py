@@ -65,6 +65,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("cursor is not one this API returned; start again without it") from None
 
 
+def run_filter(
+    *,
+    run_ids: list[str] | None = None,
+    function_id: str | None = None,
+    status: str | None = None,
+    after: datetime | None = None,
+    before: datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """A WHERE clause over ``runs`` from the filter every bulk operation takes."""
+    where, params = ["true"], []  # type: tuple[list[str], list[Any]]
+    for clause, value in (
+        ("id = ANY(%s)", run_ids),
+        ("function_id = %s", function_id),
+        ("status = %s", status),
+        ("created_at >= %s", after),
+        ("created_at < %s", before),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return " AND ".join(where), params
+
+
 async def list_runs(
     pool: AsyncConnectionPool,
     *,
@@ -76,20 +99,10 @@ async def list_runs(
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of runs, newest first, and the cursor of the next page (None at the end)."""
-    where: list[str] = ["true"]
-    params: list[Any] = []
-    if function_id:
-        where.append("function_id = %s")
-        params.append(function_id)
-    if status:
-        where.append("status = %s")
-        params.append(status)
-    if after:
-        where.append("created_at >= %s")
-        params.append(after)
-    if before:
-        where.append("created_at < %s")
-        params.append(before)
+    clause, params = run_filter(
+        function_id=function_id or None, status=status or None, after=after, before=before
+    )
+    where = [clause]
     if cursor:
         stamp, run_id = decode_cursor(cursor)
         where.append("(created_at, id) < (%s, %s)")
