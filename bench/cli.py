@@ -23,22 +23,24 @@ from typing import Any
 from bench import report
 from bench.common import Result
 
-SCENARIOS = "abcd"
+SCENARIOS = "abcde"
 SYSTEMS = ("ferryman", "dbos")
 
-FULL = {
+FULL: dict[str, dict[str, Any]] = {
     "a": {"steps": 1000, "repeats": 3},
     "b": {"runs": 1000, "steps": 10},
     "c": {"runs": 500, "gateway": True},
     "d": {"runs": 10000, "secs": 5},
+    "e": {"waits": 10000, "rate": 5000, "secs": 20, "matches": 200, "batch": 250, "noise": "mixed"},
 }
-QUICK = {
+QUICK: dict[str, dict[str, Any]] = {
     "a": {"steps": 100, "repeats": 1},
     "b": {"runs": 100, "steps": 10},
     "c": {"runs": 30, "gateway": True},
     "d": {"runs": 200, "secs": 2},
+    "e": {"waits": 500, "rate": 1000, "secs": 4, "matches": 20, "batch": 100, "noise": "mixed"},
 }
-TIMEOUTS = {"a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0}
+TIMEOUTS = {"a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0}
 QUICK_TIMEOUT = 30.0
 
 
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "PostgreSQL. Scenarios: (a) one run of N sequential no-op steps, ms/step; "
         "(b) N event-triggered runs of M no-op steps, steps/s; (c) event-to-first-"
         "step latency p50/p99, one at a time; (d) N runs sleeping S seconds: "
-        "memory growth and resume lateness.",
+        "memory growth and resume lateness; (e) the matcher: N pending wait_for_event "
+        "waits under a stream of unrelated events, matcher backlog and resume latency.",
     )
     ap.add_argument(
         "--quick",
@@ -57,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="small sizes and 30 s budgets: a smoke run for CI (< 60 s)",
     )
     ap.add_argument(
-        "--scenarios", default=SCENARIOS, help="which scenarios, e.g. 'ab' or 'a,c' (default: abcd)"
+        "--scenarios",
+        default=SCENARIOS,
+        help="which scenarios, e.g. 'ab' or 'a,c' (default: abcde)",
     )
     ap.add_argument(
         "--systems",
@@ -71,6 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--c-runs", type=int, help="(c) runs measured (default 500)")
     ap.add_argument("--d-runs", type=int, help="(d) sleeping runs (default 10000)")
     ap.add_argument("--d-secs", type=float, help="(d) sleep in seconds (default 5)")
+    ap.add_argument("--e-waits", type=int, help="(e) pending wait_for_event waits (default 10000)")
+    ap.add_argument("--e-rate", type=float, help="(e) unrelated events per second (default 5000)")
+    ap.add_argument("--e-secs", type=float, help="(e) seconds of load (default 20)")
+    ap.add_argument(
+        "--e-matches", type=int, help="(e) matching events spread over the load (default 200)"
+    )
+    ap.add_argument(
+        "--e-batch", type=int, help="(e) unrelated events per EventBus.send call (default 250)"
+    )
+    ap.add_argument(
+        "--e-noise",
+        choices=["other-name", "same-name", "mixed"],
+        help="(e) unrelated events: a name nobody waits for, the waited-for name with a key "
+        "no wait has, or half of each, batch by batch (default mixed)",
+    )
     ap.add_argument(
         "--no-gateway",
         action="store_true",
@@ -101,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout-scale",
         type=float,
         default=1.0,
-        help="multiply every scenario's time budget (a 180 s, b 300 s, c 300 s, d 600 s)",
+        help="multiply every scenario's time budget (a 180 s, b 300 s, c 300 s, d 600 s, e 300 s)",
     )
     ap.add_argument(
         "--out", type=Path, help="write a markdown report here (e.g. docs/benchmarks.md)"
@@ -145,6 +165,12 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("c", "runs"): args.c_runs,
         ("d", "runs"): args.d_runs,
         ("d", "secs"): args.d_secs,
+        ("e", "waits"): args.e_waits,
+        ("e", "rate"): args.e_rate,
+        ("e", "secs"): args.e_secs,
+        ("e", "matches"): args.e_matches,
+        ("e", "batch"): args.e_batch,
+        ("e", "noise"): args.e_noise,
     }
     for (sc, key), value in overrides.items():
         if value is not None:

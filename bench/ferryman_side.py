@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from ferryman_worker.settings import load_settings
 from ferryman_worker.worker import Worker
 
 APP = "bench"
+REPO = str(Path(__file__).resolve().parent.parent)
 
 
 def noop() -> None:
@@ -70,6 +72,11 @@ class Side:
 
         def resumed(run_id: str) -> None:
             stamps.setdefault(run_id, time.time())
+
+        @app.function(id="waiter", trigger=ferryman.on_event("bench/wait-start"))
+        async def waiter(ctx: ferryman.Context) -> None:
+            await ctx.step.wait_for_event("w", event="bench/match", match="data.k", timeout="1h")
+            first_stamp(ctx.event.data["k"])  # the first code after the wait
 
         @app.function(id="sleeper", trigger=ferryman.on_event("bench/sleeper"))
         async def sleeper(ctx: ferryman.Context) -> None:
@@ -363,6 +370,190 @@ class Side:
                     fired.setdefault(run_id, msg.metadata.timestamp.timestamp())
             await sub.unsubscribe()
         return fired
+
+    async def pending_waits(self, fid: str) -> int:
+        cur = await self.obs.execute(
+            "SELECT count(*) FROM waits WHERE function_id = %s AND resolved_at IS NULL", (fid,)
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def matcher_backlog(self) -> dict[str, float]:
+        from ferryman_jetstream import subjects as S
+
+        info = await self.worker.js.consumer_info(S.EVENTS_STREAM, S.MATCHER_CONSUMER)
+        return {
+            "t": time.monotonic(),
+            "pending": info.num_pending or 0,
+            "ack_pending": info.num_ack_pending or 0,
+            "backlog": (info.num_pending or 0) + (info.num_ack_pending or 0),
+            "acked_seq": info.ack_floor.stream_seq if info.ack_floor else 0,
+        }
+
+    async def explain_candidates(self) -> dict[str, Any]:
+        """Diagnostic: EXPLAIN ANALYZE the matcher's per-batch query (read-only) for a batch
+        of 64 events nobody waits for, by name and by key, against the pending waits."""
+        from datetime import UTC, datetime
+
+        from ferryman_worker.matching import _CANDIDATES
+
+        out: dict[str, Any] = {}
+        now = datetime.now(UTC)
+        for kind, name in (("other_name", "bench/noise"), ("same_name", "bench/match")):
+            cur = await self.obs.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + _CANDIDATES,
+                ([name] * 64, [json.dumps({"k": "nobody"})] * 64, [now] * 64, list(range(64))),
+            )
+            row = await cur.fetchone()
+            plan = row[0][0] if row else {}
+            removed = 0
+
+            def walk(node: dict[str, Any]) -> None:
+                nonlocal removed
+                removed += int(node.get("Rows Removed by Join Filter", 0))
+                for child in node.get("Plans", []):
+                    walk(child)
+
+            walk(plan.get("Plan", {}))
+            out[kind] = {
+                "ms": plan.get("Execution Time"),
+                "join_rows_filtered": removed,
+                "plan": plan.get("Plan", {}).get("Plans", [{}])[0].get("Node Type"),
+            }
+        return out
+
+    async def scenario_e(self, result: Result, timeout: float) -> None:
+        p = self.params
+        waits, rate, secs = int(p["waits"]), float(p["rate"]), float(p["secs"])
+        matches, batch = int(p["matches"]), int(p["batch"])
+        warm = min(20, matches)
+        fid = self.fn("waiter")
+        deadline = time.monotonic() + timeout
+        # 1. park waits + warm + matches runs in wait_for_event (each match uses one up, so
+        #    at least `waits` stay pending throughout the load)
+        total = waits + warm + matches
+        keys = [f"w{i}" for i in range(total)]
+        t_park = time.monotonic()
+        await self.send("bench/wait-start", [{"k": k} for k in keys], batch=500)
+        while (n := await self.pending_waits(fid)) < total:
+            if time.monotonic() > deadline:
+                raise ScenarioTimeout(f"Ferryman: only {n}/{total} runs reached their wait")
+            await asyncio.sleep(0.2)
+        parked_s = time.monotonic() - t_park
+        await asyncio.sleep(1.0)  # let the trigger consumers go idle
+
+        async def one(key: str) -> float:
+            fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            self.waiters[key] = fut
+            t0 = time.perf_counter()
+            await self.bus.send([ferryman.Event(name="bench/match", data={"k": key})])
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                t1 = await asyncio.wait_for(fut, min(left, 30))
+            except TimeoutError:
+                return math.inf  # not resumed within 30 s: counts as a miss, and fails p99
+            finally:
+                self.waiters.pop(key, None)
+            return (t1 - t0) * 1000
+
+        for key in keys[:warm]:  # warm-up, no load
+            await one(key)
+        quiet = [await one(k) for k in keys[warm : warm + min(20, matches)]]
+        # 2. the load generator in its own process
+        work = Path(os.environ.get("BENCH_TMP", "/tmp"))
+        load_path = work / "loadgen-e.json"
+        load_path.unlink(missing_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        gen = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.loadgen", "--db-url", self.db_url,
+            "--nats-url", self.nats_url, "--rate", str(rate), "--secs", str(secs),
+            "--batch", str(batch), "--inflight", str(p.get("inflight", 4)),
+            "--noise", str(p.get("noise", "mixed")), "--result", str(load_path),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert gen.stdin is not None
+        assert gen.stdout is not None
+        line = await asyncio.wait_for(gen.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"load generator did not start: {line!r}")
+        samples: list[dict[str, float]] = [await self.matcher_backlog()]
+        cpu = CpuMeter().start()
+        t_load = time.monotonic()
+        gen.stdin.write(b"go\n")
+        await gen.stdin.drain()
+
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    samples.append(await self.matcher_backlog())
+
+        sampler = asyncio.create_task(sample())
+        # 3. matching events at a steady rate over the load period, each awaited
+        loaded_keys = keys[warm + min(20, matches) :][:matches]
+        interval = secs / (len(loaded_keys) + 1)
+        tasks = []
+        for n, key in enumerate(loaded_keys):
+            due = t_load + (n + 1) * interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(one(key)))
+        loaded = list(await asyncio.gather(*tasks))
+        await asyncio.wait_for(gen.wait(), max(10.0, deadline - time.monotonic()))
+        t_load_end = time.monotonic()
+        cpu_e = cpu.stop()
+        # 4. drain: how long until the matcher has everything acked (at most 60 s)
+        drain_until = min(deadline, time.monotonic() + 60)
+        while samples[-1]["backlog"] > 0 and time.monotonic() < drain_until:  # noqa: ASYNC110
+            await asyncio.sleep(0.25)
+        drain_s = time.monotonic() - t_load_end
+        drained = samples[-1]["backlog"] == 0
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        plans = await self.explain_candidates()
+        load = json.loads(load_path.read_text())
+        cpu_e["loadgen_cpu_s"] = load["cpu_s"]
+        cpu_e["other_processes_cpu_s"] = round(cpu_e["other_processes_cpu_s"] - load["cpu_s"], 3)
+        during = [s for s in samples if t_load <= s["t"] <= t_load_end]
+        series = [
+            [round(s["t"] - t_load, 2), int(s["pending"]), int(s["ack_pending"])] for s in samples
+        ]
+        backlog = [s["backlog"] for s in during] or [0.0]
+        half = [s["backlog"] for s in during if s["t"] >= t_load + secs / 2] or [0.0]
+        first, last = samples[0], samples[-1]
+        matched_rate = (last["acked_seq"] - first["acked_seq"]) / max(1e-9, last["t"] - first["t"])
+        result.metrics = {
+            "cpu": cpu_e,
+            "unrelated_rate": load["achieved_rate"],
+            "unrelated_sent": load["sent"],
+            "unrelated_failed": load["failed"],
+            "unrelated_per_second": load["per_second"],
+            "load": {k: v for k, v in load.items() if k not in ("per_second",)},
+            "pending_waits": waits,
+            "parked_s": parked_s,
+            "backlog_max": max(backlog),
+            "backlog_mean": sum(backlog) / len(backlog),
+            "backlog_max_second_half": max(half),
+            "backlog_at_load_end": during[-1]["backlog"] if during else 0,
+            "matcher_drain_after_load_s": drain_s if drained else None,
+            "backlog_after_drain_wait": samples[-1]["backlog"],
+            "not_resumed_within_30s": sum(1 for v in loaded if v == math.inf),
+            "matcher_events_per_second": matched_rate,
+            "lag_s_max": max(backlog) / load["achieved_rate"] if load["achieved_rate"] else None,
+            "backlog_series_t_pending_ackpending": series,
+            "resume_ms": summary(loaded),
+            "resume_ms_no_load": summary(quiet),
+            "candidates_query_64_events": plans,
+            "how": f"{total:,} runs parked in step.wait_for_event(match='data.k') "
+            f"(≥ {waits:,} pending throughout); a separate process sends unrelated events "
+            f"({p.get('noise', 'mixed')}) with EventBus.send in batches of {batch} at "
+            f"{rate:,.0f}/s for {secs:g} s; every 0.5 s the matcher consumer's "
+            "num_pending + num_ack_pending (JetStream consumer info) is sampled; "
+            f"{len(loaded_keys)} matching events are sent one per {interval * 1000:.0f} ms "
+            "(EventBus.send of one event) over the load; resume = perf_counter just before "
+            "that send to the first line after wait_for_event in the resumed run",
+        }
 
 
 class Gateway:
