@@ -402,7 +402,9 @@ class Side:
         for kind, name in (("other_name", "bench/noise"), ("same_name", "bench/match")):
             cur = await self.obs.execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + _CANDIDATES,
-                ([name] * 64, [json.dumps({"k": "nobody"})] * 64, [now] * 64, list(range(64))),
+                # the probes the matcher makes: one per event and match path of its name
+                ([name] * 64, ["k"] * 64, [json.dumps("nobody")] * 64, [now] * 64,
+                 list(range(64))),
             )
             row = await cur.fetchone()
             plan = row[0][0] if row else {}

@@ -71,7 +71,13 @@ def test_status_and_deployments_of_pools(cluster: Kube, applied_examples: list[s
     def pools_ready() -> list[dict[str, Any]] | None:
         items = cluster.get("-n", NAMESPACE, "workerpools")["items"]
         ok = [i for i in items if condition(i, "Ready").get("status") == "True"]
-        return items if len(ok) == 2 else None
+        counted = all(
+            i["status"].get("functionCount") == 4
+            for i in items
+            if i["metadata"]["name"] == "scheduled-jobs" and "status" in i
+        )
+        # The pools turn Ready before the operator's next pass has counted every function.
+        return items if len(ok) == 2 and counted else None
 
     items = {i["metadata"]["name"]: i for i in wait_for("WorkerPools Ready", pools_ready)}
     assert items["scheduled-jobs"]["status"]["functionCount"] == 4

@@ -268,7 +268,7 @@ class RunCheckpoints:
             )
             if spec.timeout_at is not None:
                 await self._timer(conn, f"wait-{step.id}", spec.timeout_at)
-        await self.sender.announce_waits([spec.event])
+        await self.sender.announce_waits([(spec.event, ".".join(spec.match_path or []))])
         self._stop_if_cancelled()
         self.waiting = True
 
@@ -331,7 +331,7 @@ class RunCheckpoints:
             )
             if timeout_at is not None:
                 await self._timer(conn, f"wait-{step.id}", timeout_at)
-        await self.sender.announce_waits([FINISHED_EVENT])
+        await self.sender.announce_waits([(FINISHED_EVENT, "run_id")])
         self._stop_if_cancelled()
         self.jobs.append((function_id, child_run))
         self.waiting = True

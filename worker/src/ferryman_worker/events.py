@@ -83,11 +83,12 @@ class EventBus:
         self.js = js
         self.nc = nc
 
-    async def announce_waits(self, names: list[str]) -> None:
-        """Tell every matcher that waits for these event names now exist."""
-        if self.nc is not None:
+    async def announce_waits(self, waits: list[tuple[str, str]]) -> None:
+        """Tell every matcher that waits for ``(event name, match path)`` now exist."""
+        if self.nc is not None and waits:
+            lines = "\n".join(f"{name}\t{path}" for name, path in waits)
             with contextlib.suppress(Exception):  # best effort: the matchers also poll
-                await self.nc.publish(WAITS_ANNOUNCED, "\n".join(names).encode())
+                await self.nc.publish(WAITS_ANNOUNCED, lines.encode())
 
     async def store(self, events: list[Event]) -> dict[str, datetime]:
         """Store events (a known id keeps its first version); return when each arrived."""

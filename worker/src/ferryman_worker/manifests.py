@@ -59,7 +59,9 @@ def function_spec(fn: Function, module_name: str, code: str, pool: str) -> dict[
         else:
             triggers.append({"event": t.event, "if": t.if_})
     spec = {
-        "functionId": fn.id, "app": fn.app_id,
+        # functionId is left out: it defaults to the resource's name, which is fn.id, and
+        # the API server refuses to add it to a resource that was created without it.
+        "app": fn.app_id,
         "code": {"module": module_name, "function": code},
         "workerPool": pool, "triggers": triggers, "retries": c.retries,
         "concurrency": [{"limit": x.limit, "key": x.key,

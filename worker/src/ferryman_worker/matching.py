@@ -1,15 +1,22 @@
 """The matcher: every event, checked against pending waits, in batches.
 
 All workers share one durable consumer (``matcher``) on the EVENTS stream, so each event
-is matched once. A batch costs one indexed query: an event nobody waits for finds no row
-and is acked. A wait matches an event that is named as it waits for, arrived after the
-wait began and before its timeout, and satisfies ``match`` (equal values, compared in
-SQL) or ``if`` (CEL over ``event`` = the run's trigger and ``async`` = the candidate).
+is matched once. A wait matches an event that is named as it waits for, arrived after the
+wait began and before its timeout, and satisfies ``match`` (equal values) or ``if`` (CEL
+over ``event`` = the run's trigger and ``async`` = the candidate).
+
+Cost. The matcher keeps, per event name, the match paths pending waits use (from
+PostgreSQL every second, and announced by workers the moment they create a wait). An event
+whose name no wait uses is acked unread. For the others it computes the value at each path
+in Python and probes the index ``(event_name, match_path, match_value)`` — one indexed
+lookup per event and path, however many waits are pending. ``if`` waits (no path) are
+fetched by name and evaluated in Python.
 
 Resolving writes the event into the wait row only if it is still unresolved, so an event
-racing a timeout (or another matcher) resolves it exactly once. Then a step or invoke
-wait gets its run a work job; a cancel wait cancels its run. The repair sweep runs the
-same resolution over PostgreSQL for anything a message loss or a race let through.
+racing a timeout (or another matcher) resolves it exactly once. Then a step or invoke wait
+gets its run a work job; a cancel wait cancels its run. The repair sweep replays the
+events PostgreSQL received since its last pass through the same path, for anything a
+message loss or a race let through.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -33,14 +40,24 @@ from ferryman_worker.events import RECEIVED_HEADER, EventBus
 
 log = logging.getLogger("ferryman.matcher")
 
+EVENT_SUBJECT_PREFIX = S.EVENTS_PREFIX + "."
+NO_PATH = ""  # an ``if`` wait, or one that takes any event of its name
+
+# One probe per (event, path): equality on the index for paths, by name for the rest.
 _CANDIDATES = """
-SELECT w.id, w.expression, w.trigger_event, e.idx
-FROM unnest(%s::text[], %s::jsonb[], %s::timestamptz[], %s::int[]) AS e(name, data, at, idx)
-JOIN waits w ON w.event_name = e.name AND w.resolved_at IS NULL
-WHERE w.created_at < e.at
-  AND (w.timeout_at IS NULL OR w.timeout_at >= e.at)
-  AND (w.match_path IS NULL OR w.match_value = e.data #> w.match_path)
-ORDER BY e.idx
+SELECT w.id, w.expression, w.trigger_event, p.idx
+FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::timestamptz[], %s::int[])
+     AS p(name, path, value, at, idx)
+CROSS JOIN LATERAL (
+    SELECT id, expression, trigger_event, created_at, timeout_at FROM waits
+    WHERE p.path <> '' AND event_name = p.name AND match_path = string_to_array(p.path, '.')
+      AND match_value = p.value AND resolved_at IS NULL
+    UNION ALL
+    SELECT id, expression, trigger_event, created_at, timeout_at FROM waits
+    WHERE p.path = '' AND event_name = p.name AND match_path IS NULL AND resolved_at IS NULL
+) w
+WHERE w.created_at < p.at AND (w.timeout_at IS NULL OR w.timeout_at >= p.at)
+ORDER BY p.idx
 """
 
 _RESOLVE = """
@@ -50,18 +67,25 @@ WHERE w.id = v.wait_id AND w.resolved_at IS NULL
 RETURNING w.kind, w.run_id, w.function_id
 """
 
-_SWEEP = """
-SELECT e.name, e.data, e.id, e.ts, e.received_at
-FROM waits w JOIN events e ON e.name = w.event_name
-WHERE w.resolved_at IS NULL AND w.created_at < now() - interval '2 seconds'
-  AND e.received_at > w.created_at AND e.received_at > now() - interval '10 minutes'
-  AND (w.timeout_at IS NULL OR e.received_at <= w.timeout_at)
-  AND (w.match_path IS NULL OR w.match_value = e.data #> w.match_path)
-ORDER BY e.received_at LIMIT 1000
+_PATHS = """
+SELECT DISTINCT event_name, coalesce(array_to_string(match_path, '.'), '')
+FROM waits WHERE resolved_at IS NULL
 """
 
+_RECENT_EVENTS = """
+SELECT name, data, id, ts, received_at FROM events
+WHERE received_at > %s AND name = ANY(%s) ORDER BY received_at LIMIT %s
+"""
 
-EVENT_SUBJECT_PREFIX = S.EVENTS_PREFIX + "."
+SWEEP_BATCH = 500  # small chunks, so a sweep never holds up the live matcher for long
+
+
+def _dig(data: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
 
 
 class Matcher:
@@ -70,29 +94,43 @@ class Matcher:
         self.js = js
         self.bus = bus
         self._expressions: dict[str, Expression] = {}
-        # Names some pending wait listens for. An event with another name is acked unread:
-        # the cheap path for the many events nobody waits for. Refreshed from PostgreSQL
-        # every second and on every announcement; the repair sweep covers the rest.
-        self.names: set[str] = set()
-        self.static_names: set[str] = set()
+        # event name -> match paths of pending waits ("" for if/any). Names missing here
+        # are acked unread: the cheap path for the many events nobody waits for.
+        self.paths: dict[str, set[str]] = {}
+        self.static_paths: dict[str, set[str]] = {}
+        self._learned_since_refresh: list[tuple[str, str]] = []
+        self._swept_until = datetime.now(UTC) - timedelta(minutes=10)
 
-    def learn(self, names: list[str]) -> None:
-        self.names.update(n for n in names if n)
+    # -- what pending waits listen for --------------------------------------------------
 
-    async def refresh_names(self) -> None:
+    def learn(self, pairs: list[tuple[str, str]]) -> None:
+        for name, path in pairs:
+            if name:
+                self.paths.setdefault(name, set()).add(path)
+                self._learned_since_refresh.append((name, path))
+
+    def learn_static(self, pairs: list[tuple[str, str]]) -> None:
+        for name, path in pairs:
+            self.static_paths.setdefault(name, set()).add(path)
+        self.learn(pairs)
+
+    async def refresh(self) -> None:
+        self._learned_since_refresh = []
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT DISTINCT event_name FROM waits WHERE resolved_at IS NULL"
-            )
-            pending = {row[0] for row in await cur.fetchall()}
-        self.names = pending | self.static_names
+            cur = await conn.execute(_PATHS)
+            rows = await cur.fetchall()
+        paths: dict[str, set[str]] = {n: set(p) for n, p in self.static_paths.items()}
+        # Announcements that arrived while the query ran may postdate its snapshot.
+        for name, path in [*rows, *self._learned_since_refresh]:
+            paths.setdefault(name, set()).add(path)
+        self.paths = paths
 
-    async def keep_names_fresh(self, stopping: asyncio.Event, every: float = 1.0) -> None:
+    async def keep_fresh(self, stopping: asyncio.Event, every: float = 1.0) -> None:
         while not stopping.is_set():
             try:
-                await self.refresh_names()
+                await self.refresh()
             except Exception as exc:
-                log.info("matcher: could not refresh wait names (%s)", exc)
+                log.info("matcher: could not refresh wait paths (%s)", exc)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping.wait(), every)
 
@@ -101,11 +139,13 @@ class Matcher:
             self._expressions[source] = Expression(source, where="wait")
         return self._expressions[source]
 
+    # -- matching -----------------------------------------------------------------------
+
     async def handle(self, msgs: list[Msg]) -> None:
         """A batch from the matcher consumer: match, resolve, then ack."""
         events: list[tuple[dict[str, Any], datetime]] = []
         for msg in msgs:
-            if msg.subject.removeprefix(EVENT_SUBJECT_PREFIX) not in self.names:
+            if msg.subject.removeprefix(EVENT_SUBJECT_PREFIX) not in self.paths:
                 metrics.EVENTS_UNWATCHED.inc()
                 continue
             try:
@@ -127,18 +167,26 @@ class Matcher:
 
     async def match(self, events: list[tuple[dict[str, Any], datetime]]) -> int:
         """Resolve the waits these events satisfy; return how many were resolved."""
-        if not events:
+        names: list[str] = []
+        probe_paths: list[str] = []
+        values: list[str | None] = []
+        stamps: list[datetime] = []
+        indexes: list[int] = []
+        for idx, (event, at) in enumerate(events):
+            name = event.get("name", "")
+            for path in self.paths.get(name, ()):
+                value = _dig(event.get("data") or {}, path) if path else None
+                if path and value is None:
+                    continue  # a match on a field this event lacks cannot hold
+                names.append(name)
+                probe_paths.append(path)
+                values.append(jsonutil.dumps(value) if path else None)
+                stamps.append(at)
+                indexes.append(idx)
+        if not names:
             return 0
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                _CANDIDATES,
-                (
-                    [e.get("name", "") for e, _ in events],
-                    [jsonutil.dumps(e.get("data") or {}) for e, _ in events],
-                    [at for _, at in events],
-                    list(range(len(events))),
-                ),
-            )
+            cur = await conn.execute(_CANDIDATES, (names, probe_paths, values, stamps, indexes))
             rows = await cur.fetchall()
         chosen: dict[str, dict[str, Any]] = {}
         for wait_id, expression, trigger, idx in rows:
@@ -177,9 +225,25 @@ class Matcher:
         return len(resolved)
 
     async def sweep(self) -> int:
-        """Match events PostgreSQL holds against waits that are still pending."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_SWEEP)
-            rows = await cur.fetchall()
-        events = [({"name": r[0], "data": r[1], "id": r[2], "ts": r[3]}, r[4]) for r in rows]
-        return await self.match(events)
+        """Match the events PostgreSQL received since the last sweep (less a margin), for
+        whatever the stream lost or a race let through; resolving twice is harmless."""
+        await self.refresh()
+        if not self.paths:
+            self._swept_until = datetime.now(UTC) - timedelta(seconds=5)
+            return 0
+        resolved = 0
+        since = self._swept_until - timedelta(seconds=5)
+        while True:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_RECENT_EVENTS, (since, list(self.paths), SWEEP_BATCH))
+                rows = await cur.fetchall()
+            events = [({"name": r[0], "data": r[1], "id": r[2], "ts": r[3]}, r[4]) for r in rows]
+            resolved += await self.match(events)
+            if rows:
+                since = rows[-1][4]
+                self._swept_until = since
+            if len(rows) < SWEEP_BATCH:
+                break
+            await asyncio.sleep(0.005)
+        self._swept_until = max(self._swept_until, datetime.now(UTC) - timedelta(seconds=5))
+        return resolved

@@ -125,13 +125,16 @@ class Worker:
                 self.resume_slots,
             )
         self.matcher = Matcher(self.pool, self.js, self.bus)
-        self.matcher.static_names = {
-            c.event for fn in self.functions.values() for c in fn.config.cancel_on
-        }
-        await self.matcher.refresh_names()
+        static = [
+            (c.event, c.match.split(".", 1)[1] if c.match else "")
+            for fn in self.functions.values()
+            for c in fn.config.cancel_on
+        ]
+        self.matcher.learn_static(static)
+        await self.matcher.refresh()
         await self.nc.subscribe(WAITS_ANNOUNCED, cb=self._learn_waits)
-        await self.bus.announce_waits(sorted(self.matcher.static_names))
-        self.loops.append(asyncio.create_task(self.matcher.keep_names_fresh(self.stopping)))
+        await self.bus.announce_waits(static)
+        self.loops.append(asyncio.create_task(self.matcher.keep_fresh(self.stopping)))
         self.loops.append(
             asyncio.create_task(
                 pull_loop(
@@ -281,7 +284,8 @@ class Worker:
             self._spawn(msg, run_id, fresh=(fn, event) if is_new else None)
 
     async def _learn_waits(self, msg: Msg) -> None:
-        self.matcher.learn(msg.data.decode(errors="replace").split("\n"))
+        lines = msg.data.decode(errors="replace").split("\n")
+        self.matcher.learn([(n, p) for n, _, p in (line.partition("\t") for line in lines)])
 
     async def _on_match(self, msgs: list[Msg]) -> None:
         try:
