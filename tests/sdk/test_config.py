@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -138,3 +139,28 @@ def test_unknown_options_are_refused() -> None:
         fm.function(id="typo", trigger=ON_X, retry=3)(handler)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="Extra inputs are not permitted"):
         ferryman.Concurrency(limit=1, keys="x")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"cancel_on": [ferryman.Cancel(event="x.stop", if_="event.data.id ==")]},
+            "cancel_on 'x.stop': 'event.data.id ==' is not a valid CEL expression",
+        ),
+        (
+            {"cancel_on": [ferryman.Cancel(event="x.stop", match="id")]},
+            "match='id' must name a field of the event data",
+        ),
+        ({"idempotency": "event.data.(("}, "idempotency: 'event.data.((' is not a valid CEL"),
+    ],
+)
+def test_bad_expressions_fail_when_the_function_is_declared(
+    options: dict[str, object], message: str
+) -> None:
+    fm = ferryman.Ferryman(app_id="exprs")
+    with pytest.raises(ferryman.InvalidFunctionError, match=re.escape(message)):
+
+        @fm.function(id="f", trigger=ferryman.on_event("x.start"), **options)  # type: ignore[arg-type]
+        async def f(ctx: ferryman.Context) -> None:
+            return None

@@ -9,6 +9,7 @@ from typing import Any
 from ferryman._config import FunctionConfig
 from ferryman._events import Event
 from ferryman._expressions import Expression
+from ferryman.errors import InvalidFunctionError
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -25,11 +26,23 @@ class Function:
     filters: dict[str, Expression] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        where = f"function {self.config.id!r}"
         for trigger in self.config.event_triggers:
             if trigger.if_:
                 self.filters[trigger.event] = Expression(
-                    trigger.if_, where=f"function {self.config.id!r}, trigger {trigger.event!r}"
+                    trigger.if_, where=f"{where}, trigger {trigger.event!r}"
                 )
+        # Every other expression is compiled now too, so a typo fails at start-up.
+        for cancel in self.config.cancel_on:
+            if cancel.if_:
+                Expression(cancel.if_, where=f"{where}, cancel_on {cancel.event!r}")
+            if cancel.match and not cancel.match.startswith("data."):
+                raise InvalidFunctionError(
+                    f"{where}, cancel_on {cancel.event!r}: match={cancel.match!r} must name a "
+                    "field of the event data, like 'data.bookingId'"
+                )
+        if self.config.idempotency:
+            Expression(self.config.idempotency, where=f"{where}, idempotency")
 
     @property
     def id(self) -> str:
