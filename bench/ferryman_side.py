@@ -403,8 +403,7 @@ class Side:
             cur = await self.obs.execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + _CANDIDATES,
                 # the probes the matcher makes: one per event and match path of its name
-                ([name] * 64, ["k"] * 64, [json.dumps("nobody")] * 64, [now] * 64,
-                 list(range(64))),
+                ([name] * 64, ["k"] * 64, [json.dumps("nobody")] * 64, [now] * 64, list(range(64))),
             )
             row = await cur.fetchone()
             plan = row[0][0] if row else {}
