@@ -25,6 +25,8 @@ BatchHandler = Callable[[list[Msg]], Awaitable[None]]
 FETCH_MAX = 64
 YIELD_MAX_SECONDS = 0.25  # new work waits at most this long for resumes to finish
 FETCH_WHILE_YIELDING = 4
+IDLE_WAIT_SECONDS = 2.0
+DRAIN_SECONDS = 0.005
 
 
 async def pull_loop(
@@ -42,6 +44,7 @@ async def pull_loop(
     runs already in flight are resumed before new ones start.
     """
     sub = None
+    busy = False
     while not stopping.is_set():
         try:
             if sub is None:
@@ -54,8 +57,15 @@ async def pull_loop(
             room = await slots.wait_free(most)
             if stopping.is_set():
                 break
-            msgs = await sub.fetch(room, timeout=2.0)
+            # nats-py's fetch(batch=n) holds what arrives until the batch is full or the
+            # timeout ends, so: idle, wait for one message (returned as soon as it comes);
+            # busy, take what is pending now, waiting at most a few milliseconds.
+            if busy:
+                msgs = await sub.fetch(room, timeout=DRAIN_SECONDS)
+            else:
+                msgs = await sub.fetch(1, timeout=IDLE_WAIT_SECONDS)
         except (TimeoutError, nats.errors.TimeoutError):
+            busy = False
             continue
         except asyncio.CancelledError:
             raise
@@ -64,6 +74,7 @@ async def pull_loop(
             sub = None
             await asyncio.sleep(0.5)
             continue
+        busy = True
         slots.take(len(msgs))
         await handle(msgs)
 
