@@ -88,26 +88,6 @@ class PendingTimer:
     fire_at: datetime
 
 
-async def load_history(pool: AsyncConnectionPool, run_id: str) -> list[StepRecord]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT step_id, position, op, status, output, error, attempts, wake_at, parallel, "
-            "name FROM steps WHERE run_id = %s ORDER BY position",
-            (run_id,),
-        )
-        rows = await cur.fetchall()
-    return [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
-
-
-async def load_events(pool: AsyncConnectionPool, event_ids: list[str]) -> list[Event]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT id, name, data, ts FROM events WHERE id = ANY(%s)", (event_ids,)
-        )
-        rows = {r[0]: Event(id=r[0], name=r[1], data=r[2], ts=r[3]) for r in await cur.fetchall()}
-    return [rows[i] for i in event_ids if i in rows]
-
-
 @dataclass
 class RunCheckpoints:
     """One lease's view of one run's history, as the replay engine writes it."""

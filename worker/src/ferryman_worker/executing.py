@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -243,7 +242,3 @@ class Advancer:
             await self.bus.publish(emitted, received)
         except Exception as exc:
             log.warning("could not publish the end of run %s: %s", run_id, exc)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

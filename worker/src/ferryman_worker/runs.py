@@ -176,24 +176,6 @@ class RunStore:
             ),
         )
 
-    async def lease(self, run_id: str, owner: str, seconds: float) -> Lease | None:
-        """Take the run if it is not finished and nobody else holds a live lease."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE runs SET lease_owner = %s, lease_token = lease_token + 1, "
-                "lease_expires = now() + make_interval(secs => %s), "
-                "status = CASE WHEN status IN ('QUEUED','SLEEPING') THEN 'RUNNING' ELSE status END,"
-                " started_at = coalesce(started_at, now()), updated_at = now() "
-                "WHERE id = %s AND status NOT IN ('COMPLETED','FAILED','CANCELLED') "
-                "AND (lease_expires IS NULL OR lease_expires < now() OR lease_owner = %s) "
-                "RETURNING function_id, lease_token, attempt, event_ids, status",
-                (owner, seconds, run_id, owner),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return Lease(run_id, row[0], row[1], row[2], list(row[3]), row[4])
-
     async def lease_and_load(
         self, run_id: str, owner: str, seconds: float, timer_id: str | None = None
     ) -> tuple[Lease, list[StepRecord], list[Event]] | None:
@@ -343,7 +325,3 @@ class RunStore:
     async def touch(self, run_ids: list[str]) -> None:
         async with self.pool.connection() as conn:
             await conn.execute("UPDATE runs SET updated_at = now() WHERE id = ANY(%s)", (run_ids,))
-
-
-def parse_time(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) or value is None else None

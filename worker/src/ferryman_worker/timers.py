@@ -1,14 +1,14 @@
 """Timers: PostgreSQL records them, JetStream schedules fire them.
 
 Arming publishes a one-shot ``@at`` schedule whose firing lands on the function's timer
-consumer. Firing marks the row; the repair sweep re-arms any row that is due but unfired
-(JetStream lost it in a host crash, or NATS was down when it was armed).
+consumer; the query that resumes the run marks the row fired (``RunStore.lease_and_load``).
+The repair sweep re-arms any row that is due but unfired (JetStream lost it in a host
+crash, or NATS was down when it was armed).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
@@ -41,17 +41,6 @@ async def arm(js: JetStreamContext, timers: list[PendingTimer]) -> None:
             )
 
 
-async def mark_fired(pool: AsyncConnectionPool, run_id: str, timer_id: str) -> bool:
-    """Record the firing; False when it already fired (a duplicate delivery)."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE timers SET fired_at = now() WHERE run_id = %s AND timer_id = %s "
-            "AND fired_at IS NULL",
-            (run_id, timer_id),
-        )
-        return cur.rowcount == 1
-
-
 async def overdue(
     pool: AsyncConnectionPool, grace_seconds: float, limit: int = 5000
 ) -> list[PendingTimer]:
@@ -66,7 +55,3 @@ async def overdue(
             (grace_seconds, limit),
         )
         return [PendingTimer(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
-
-
-def due_now(timer: PendingTimer, now: datetime) -> bool:
-    return timer.fire_at <= now
