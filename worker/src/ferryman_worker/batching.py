@@ -31,20 +31,52 @@ WHERE steps.status NOT IN ('COMPLETED', 'FAILED')
 RETURNING run_id, step_id, (SELECT status FROM runs WHERE id = steps.run_id)
 """
 
+_RELEASE = """
+WITH v AS (
+    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::int[], %s::jsonb[])
+        AS v(run, token, status, attempt, error)
+), r AS (
+    UPDATE runs SET status = v.status, lease_owner = NULL, lease_expires = NULL,
+        attempt = coalesce(v.attempt, runs.attempt), error = coalesce(v.error, runs.error),
+        updated_at = now()
+    FROM v WHERE runs.id = v.run AND runs.lease_token = v.token
+      AND runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+    RETURNING runs.id, runs.function_id
+), sl AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::bool[],
+                         %s::timestamptz[]) AS sl(run, step, name, pos, par, wake)
+), s AS (
+    INSERT INTO steps (run_id, step_id, name, position, op, status, attempts, parallel, wake_at)
+    SELECT sl.run, sl.step, sl.name, sl.pos, 'sleep', 'SLEEPING', 1, sl.par, sl.wake
+    FROM sl JOIN r ON r.id = sl.run
+    ON CONFLICT (run_id, step_id) DO NOTHING
+), t AS (
+    INSERT INTO timers (run_id, timer_id, function_id, fire_at)
+    SELECT sl.run, 'sleep-' || sl.step, r.function_id, sl.wake FROM sl JOIN r ON r.id = sl.run
+    ON CONFLICT (run_id, timer_id) DO UPDATE SET fire_at = EXCLUDED.fire_at, fired_at = NULL
+)
+SELECT id FROM r
+"""
+
 Key = tuple[str, str]
 
 
-class CompletedSteps:
-    """Writes completed steps in batches; ``write`` returns the run's status, or None when
-    the row was not written (lease lost, or the step was already stored)."""
+class GroupCommit:
+    """Queue writes and flush them in batches; each writer awaits its own result."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[str | None]]] = []
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, params: dict[str, Any]) -> str | None:
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    def _key(self, params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
+        raise NotImplementedError
+
+    async def write(self, params: dict[str, Any]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((params, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -52,11 +84,11 @@ class CompletedSteps:
 
     async def _flush(self) -> None:
         while self._queue:
-            batch: list[tuple[dict[str, Any], asyncio.Future[str | None]]] = []
+            batch: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
             later = []
-            seen: set[Key] = set()
+            seen: set[Any] = set()
             for item in self._queue:
-                key = (item[0]["run"], item[0]["step"])
+                key = self._key(item[0])
                 if key in seen or len(batch) >= BATCH_MAX:
                     later.append(item)
                 else:
@@ -74,11 +106,105 @@ class CompletedSteps:
                 continue
             for params, future in batch:
                 if not future.done():
-                    future.set_result(written.get((params["run"], params["step"])))
+                    future.set_result(written.get(self._key(params)))
 
-    async def _write(self, batch: list[dict[str, Any]]) -> dict[Key, str]:
+
+class CompletedSteps(GroupCommit):
+    """Completed steps; a writer gets the run's status, or None when the row was not
+    written (lease lost, or the step was already stored)."""
+
+    def _key(self, params: dict[str, Any]) -> Key:
+        return (params["run"], params["step"])
+
+    async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
         columns = ("run", "step", "name", "pos", "op", "output", "attempts", "parallel", "token")
         arrays = [[p[c] for p in batch] for c in columns]
         async with self.pool.connection() as conn:
             cur = await conn.execute(_WRITE, arrays)
             return {(r[0], r[1]): r[2] for r in await cur.fetchall()}
+
+
+class Releases(GroupCommit):
+    """Runs letting go of their lease (with the sleeps they start); a writer gets True
+    when its run was still its own to release."""
+
+    def _key(self, params: dict[str, Any]) -> str:
+        return str(params["run"])
+
+    async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
+        sleeps = [(p["run"], step) for p in batch for step in p["sleeps"]]
+        args = (
+            [p["run"] for p in batch], [p["token"] for p in batch],
+            [p["status"] for p in batch], [p["attempt"] for p in batch],
+            [p["error"] for p in batch],
+            [run for run, _ in sleeps], [s["step"] for _, s in sleeps],
+            [s["name"] for _, s in sleeps], [s["pos"] for _, s in sleeps],
+            [s["par"] for _, s in sleeps], [s["wake"] for _, s in sleeps],
+        )  # fmt: skip
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_RELEASE, args)
+            return {row[0]: True for row in await cur.fetchall()}
+
+
+class Leases(GroupCommit):
+    """Runs being resumed: lease, fire the timer, wake due sleeps and load history and
+    events, for many runs in one statement; a writer gets its run's row, or None."""
+
+    def _key(self, params: dict[str, Any]) -> str:
+        return str(params["run"])
+
+    async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
+        from ferryman_worker.runs import _LEASE_AND_LOAD
+
+        args = tuple([p[c] for p in batch] for c in ("run", "timer", "owner", "secs"))
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_LEASE_AND_LOAD, args)
+            return {row[0]: row for row in await cur.fetchall()}
+
+
+_FINISH = """
+WITH v AS (
+    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::jsonb[], %s::jsonb[])
+        AS v(run, token, status, output, error)
+), ended AS (
+    UPDATE runs SET status = v.status, output = v.output, error = v.error, ended_at = now(),
+        updated_at = now(), lease_owner = NULL, lease_expires = NULL
+    FROM v WHERE runs.id = v.run AND runs.lease_token = v.token
+      AND runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+    RETURNING runs.id
+), ev AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::bigint[])
+        AS ev(run, id, name, data, ts)
+)
+INSERT INTO events (id, name, data, ts)
+SELECT ev.id, ev.name, ev.data, ev.ts FROM ev JOIN ended ON ended.id = ev.run
+ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id RETURNING id, received_at
+"""
+
+
+class Finishes(GroupCommit):
+    """Runs ending, with their internal events, many in one statement; a writer gets
+    when each of its events was received, or None when the run was not its to end."""
+
+    def _key(self, params: dict[str, Any]) -> str:
+        return str(params["run"])
+
+    async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
+        from ferryman_worker import jsonutil
+
+        events = [(p["run"], e) for p in batch for e in p["events"]]
+        args = (
+            [p["run"] for p in batch], [p["token"] for p in batch],
+            [p["status"] for p in batch], [p["output"] for p in batch],
+            [p["error"] for p in batch],
+            [run for run, _ in events], [e.id for _, e in events], [e.name for _, e in events],
+            [jsonutil.dumps(e.data) for _, e in events], [e.ts for _, e in events],
+        )  # fmt: skip
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_FINISH, args)
+            received = {row[0]: row[1] for row in await cur.fetchall()}
+        by_run: dict[Any, Any] = {}
+        for run, event in events:
+            if event.id in received:
+                by_run.setdefault(run, {})[event.id] = received[event.id]
+        return by_run

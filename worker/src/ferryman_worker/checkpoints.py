@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ferryman import Event
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
 from ferryman_worker import jsonutil
-from ferryman_worker.batching import CompletedSteps
+from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.ids import new_id
 from ferryman_worker.runs import LeaseLost, RunCancelled, StoreUnavailable
 
@@ -103,6 +103,7 @@ class RunCheckpoints:
     waiting: bool = False
     cancelled: bool = False
     batcher: CompletedSteps | None = None
+    releases: Releases | None = None
     sleeps: list[tuple[NewStep, datetime]] = field(default_factory=list)
 
     def _stop_if_cancelled(self) -> None:
@@ -179,6 +180,18 @@ class RunCheckpoints:
         False when the run is no longer ours (cancelled, or taken over): then nothing is
         written and no timer is armed.
         """
+        if self.releases is not None:
+            async with _guard():
+                released = bool(await self.releases.write({
+                    "run": self.run_id, "token": self.token, "status": status,
+                    "attempt": attempt, "error": jsonutil.dumps(error) if error else None,
+                    "sleeps": [{"step": s.id, "name": s.name, "pos": s.position,
+                                "par": s.parallel, "wake": until} for s, until in self.sleeps],
+                }))  # fmt: skip
+            if not released:
+                self.timers.clear()
+                self.jobs.clear()
+            return released
         async with _guard(), self.pool.connection() as conn:
             cur = await conn.execute(_RELEASE, {
                 "run": self.run_id, "token": self.token, "status": status, "attempt": attempt,

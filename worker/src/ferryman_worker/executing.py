@@ -25,7 +25,7 @@ from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics, timers
-from ferryman_worker.batching import CompletedSteps
+from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.checkpoints import RunCheckpoints
 from ferryman_worker.events import EventBus, internal_event
 from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
@@ -59,11 +59,12 @@ class Advancer:
         self.pool = pool
         self.js = js
         self.bus = bus
-        self.runs = RunStore(pool)
+        self.runs = RunStore(pool, batched=True)
         self.functions = functions
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.batcher = CompletedSteps(pool)
+        self.releases = Releases(pool)
         # Runs this worker is advancing now. A second job for one of them waits: the lease
         # query lets this worker reclaim its own lease (left by a pass that died with the
         # database), so it must never run while a pass of ours is still going.
@@ -123,7 +124,13 @@ class Advancer:
     ) -> Advanced:
         run_id = lease.run_id
         checkpoints = RunCheckpoints(
-            self.pool, run_id, fn.id, lease.token, self.bus, batcher=self.batcher
+            self.pool,
+            run_id,
+            fn.id,
+            lease.token,
+            self.bus,
+            batcher=self.batcher,
+            releases=self.releases,
         )
         execution = Execution(
             fn.config, fn.handler, checkpoints, run_id, events, history, attempt=lease.attempt
