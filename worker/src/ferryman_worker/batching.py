@@ -146,6 +146,41 @@ class Releases(GroupCommit):
             return {row[0]: True for row in await cur.fetchall()}
 
 
+_LEASE_AND_LOAD = """
+WITH v AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
+        AS v(run, timer, owner, secs)
+), fired AS (
+    UPDATE timers t SET fired_at = now() FROM v
+    WHERE t.run_id = v.run AND t.timer_id = v.timer AND t.fired_at IS NULL
+), l AS (
+    UPDATE runs SET lease_owner = v.owner, lease_token = runs.lease_token + 1,
+        lease_expires = now() + make_interval(secs => v.secs),
+        status = CASE WHEN runs.status IN ('QUEUED', 'SLEEPING') THEN 'RUNNING'
+                      ELSE runs.status END,
+        started_at = coalesce(runs.started_at, now()), updated_at = now()
+    FROM v WHERE runs.id = v.run AND runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      AND (runs.lease_expires IS NULL OR runs.lease_expires < now()
+           OR runs.lease_owner = v.owner)
+    RETURNING runs.id, runs.function_id, runs.lease_token, runs.attempt, runs.event_ids,
+              runs.status
+), woken AS (
+    UPDATE steps SET status = 'COMPLETED', output = 'null', ended_at = now()
+    WHERE run_id IN (SELECT id FROM l) AND status = 'SLEEPING' AND wake_at <= now()
+    RETURNING run_id, step_id
+)
+SELECT l.id, l.function_id, l.lease_token, l.attempt, l.event_ids, l.status,
+    (SELECT coalesce(json_agg(json_build_array(s.step_id, s.position, s.op, s.status, s.output,
+                s.error, s.attempts, s.wake_at, s.parallel, s.name) ORDER BY s.position),
+            '[]'::json)
+     FROM steps s WHERE s.run_id = l.id),
+    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts)), '[]'::json)
+     FROM events e WHERE e.id = ANY(l.event_ids)),
+    (SELECT coalesce(array_agg(w.step_id), '{}') FROM woken w WHERE w.run_id = l.id)
+FROM l
+"""
+
+
 class Leases(GroupCommit):
     """Runs being resumed: lease, fire the timer, wake due sleeps and load history and
     events, for many runs in one statement; a writer gets its run's row, or None."""
@@ -154,8 +189,6 @@ class Leases(GroupCommit):
         return str(params["run"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        from ferryman_worker.runs import _LEASE_AND_LOAD
-
         args = tuple([p[c] for p in batch] for c in ("run", "timer", "owner", "secs"))
         async with self.pool.connection() as conn:
             cur = await conn.execute(_LEASE_AND_LOAD, args)

@@ -47,30 +47,6 @@ _UPSERT = (
 )
 
 
-_RELEASE = """
-WITH r AS (
-    UPDATE runs SET status = %(status)s, lease_owner = NULL, lease_expires = NULL,
-        attempt = coalesce(%(attempt)s, attempt), error = coalesce(%(error)s::jsonb, error),
-        updated_at = now()
-    WHERE id = %(run)s AND lease_token = %(token)s
-      AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
-    RETURNING id
-), s AS (
-    INSERT INTO steps (run_id, step_id, name, position, op, status, attempts, parallel, wake_at)
-    SELECT r.id, v.step, v.name, v.pos, 'sleep', 'SLEEPING', 1, v.par, v.wake
-    FROM r, unnest(%(steps)s::text[], %(names)s::text[], %(pos)s::int[], %(par)s::bool[],
-                   %(wakes)s::timestamptz[]) AS v(step, name, pos, par, wake)
-    ON CONFLICT (run_id, step_id) DO NOTHING
-), t AS (
-    INSERT INTO timers (run_id, timer_id, function_id, fire_at)
-    SELECT r.id, 'sleep-' || v.step, %(fn)s, v.wake
-    FROM r, unnest(%(steps)s::text[], %(wakes)s::timestamptz[]) AS v(step, wake)
-    ON CONFLICT (run_id, timer_id) DO UPDATE SET fire_at = EXCLUDED.fire_at, fired_at = NULL
-)
-SELECT count(*) FROM r
-"""
-
-
 @contextlib.asynccontextmanager
 async def _guard() -> AsyncIterator[None]:
     """Turn a database or NATS outage into StoreUnavailable, which user code cannot catch."""
@@ -97,13 +73,13 @@ class RunCheckpoints:
     function_id: str
     token: int
     sender: Any  # EventBus-like: ``send_events`` stores and publishes
+    batcher: CompletedSteps
+    releases: Releases
     timers: list[PendingTimer] = field(default_factory=list)
     jobs: list[tuple[str, str]] = field(default_factory=list)  # (function, run) to start
     sleeping: bool = False
     waiting: bool = False
     cancelled: bool = False
-    batcher: CompletedSteps | None = None
-    releases: Releases | None = None
     sleeps: list[tuple[NewStep, datetime]] = field(default_factory=list)
 
     def _stop_if_cancelled(self) -> None:
@@ -140,16 +116,12 @@ class RunCheckpoints:
     async def complete_step(self, step: NewStep, output: Any, output_json: str) -> None:
         params = self._params(step, "COMPLETED", output=output_json)
         async with _guard():
-            if self.batcher is None:
+            status = await self.batcher.write(params)
+            if status is None:
                 async with self.pool.connection() as conn:
-                    await self._write(conn, params)
-            else:
-                status = await self.batcher.write(params)
-                if status is None:
-                    async with self.pool.connection() as conn:
-                        await self._explain_refusal(conn, step.id)
-                elif status == "CANCELLED":
-                    self.cancelled = True
+                    await self._explain_refusal(conn, step.id)
+            elif status == "CANCELLED":
+                self.cancelled = True
         self._stop_if_cancelled()
 
     async def fail_step(self, step: NewStep, error: dict[str, Any]) -> None:
@@ -180,29 +152,13 @@ class RunCheckpoints:
         False when the run is no longer ours (cancelled, or taken over): then nothing is
         written and no timer is armed.
         """
-        if self.releases is not None:
-            async with _guard():
-                released = bool(await self.releases.write({
-                    "run": self.run_id, "token": self.token, "status": status,
-                    "attempt": attempt, "error": jsonutil.dumps(error) if error else None,
-                    "sleeps": [{"step": s.id, "name": s.name, "pos": s.position,
-                                "par": s.parallel, "wake": until} for s, until in self.sleeps],
-                }))  # fmt: skip
-            if not released:
-                self.timers.clear()
-                self.jobs.clear()
-            return released
-        async with _guard(), self.pool.connection() as conn:
-            cur = await conn.execute(_RELEASE, {
-                "run": self.run_id, "token": self.token, "status": status, "attempt": attempt,
-                "error": jsonutil.dumps(error) if error else None, "fn": self.function_id,
-                "steps": [s.id for s, _ in self.sleeps], "names": [s.name for s, _ in self.sleeps],
-                "pos": [s.position for s, _ in self.sleeps],
-                "par": [s.parallel for s, _ in self.sleeps],
-                "wakes": [until for _, until in self.sleeps],
-            })  # fmt: skip
-            row = await cur.fetchone()
-        released = bool(row and row[0])
+        async with _guard():
+            released = bool(await self.releases.write({
+                "run": self.run_id, "token": self.token, "status": status,
+                "attempt": attempt, "error": jsonutil.dumps(error) if error else None,
+                "sleeps": [{"step": s.id, "name": s.name, "pos": s.position,
+                            "par": s.parallel, "wake": until} for s, until in self.sleeps],
+            }))  # fmt: skip
         if not released:
             self.timers.clear()
             self.jobs.clear()

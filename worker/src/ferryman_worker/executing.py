@@ -59,7 +59,7 @@ class Advancer:
         self.pool = pool
         self.js = js
         self.bus = bus
-        self.runs = RunStore(pool, batched=True)
+        self.runs = RunStore(pool)
         self.functions = functions
         self.owner = owner
         self.lease_seconds = lease_seconds

@@ -44,41 +44,6 @@ class LeaseLost(BaseException):
     """Another worker holds the run now; this worker must drop it without writing."""
 
 
-_LEASE_AND_LOAD = """
-WITH v AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
-        AS v(run, timer, owner, secs)
-), fired AS (
-    UPDATE timers t SET fired_at = now() FROM v
-    WHERE t.run_id = v.run AND t.timer_id = v.timer AND t.fired_at IS NULL
-), l AS (
-    UPDATE runs SET lease_owner = v.owner, lease_token = runs.lease_token + 1,
-        lease_expires = now() + make_interval(secs => v.secs),
-        status = CASE WHEN runs.status IN ('QUEUED', 'SLEEPING') THEN 'RUNNING'
-                      ELSE runs.status END,
-        started_at = coalesce(runs.started_at, now()), updated_at = now()
-    FROM v WHERE runs.id = v.run AND runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
-      AND (runs.lease_expires IS NULL OR runs.lease_expires < now()
-           OR runs.lease_owner = v.owner)
-    RETURNING runs.id, runs.function_id, runs.lease_token, runs.attempt, runs.event_ids,
-              runs.status
-), woken AS (
-    UPDATE steps SET status = 'COMPLETED', output = 'null', ended_at = now()
-    WHERE run_id IN (SELECT id FROM l) AND status = 'SLEEPING' AND wake_at <= now()
-    RETURNING run_id, step_id
-)
-SELECT l.id, l.function_id, l.lease_token, l.attempt, l.event_ids, l.status,
-    (SELECT coalesce(json_agg(json_build_array(s.step_id, s.position, s.op, s.status, s.output,
-                s.error, s.attempts, s.wake_at, s.parallel, s.name) ORDER BY s.position),
-            '[]'::json)
-     FROM steps s WHERE s.run_id = l.id),
-    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts)), '[]'::json)
-     FROM events e WHERE e.id = ANY(l.event_ids)),
-    (SELECT coalesce(array_agg(w.step_id), '{}') FROM woken w WHERE w.run_id = l.id)
-FROM l
-"""
-
-
 class RunCancelled(BaseException):
     """The run was cancelled while this worker advanced it; stop after the current step."""
 
@@ -88,14 +53,13 @@ class StoreUnavailable(BaseException):
 
 
 class RunStore:
-    def __init__(self, pool: AsyncConnectionPool, *, batched: bool = False) -> None:
-        """``batched``: lease/load and end runs through group commits (one statement for
-        many runs advancing at once), as the worker does."""
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         from ferryman_worker.batching import Finishes, Leases
 
         self.pool = pool
-        self.leases = Leases(pool) if batched else None
-        self.finishes = Finishes(pool) if batched else None
+        # Resumes and endings go through group commits: one statement for many runs.
+        self.leases = Leases(pool)
+        self.finishes = Finishes(pool)
 
     async def create(
         self, runs: list[NewRun], owner: str, lease_seconds: float
@@ -195,19 +159,12 @@ class RunStore:
 
         Also marks ``timer_id`` fired and completes sleeps whose time has come.
         """
-        params = {"run": run_id, "timer": timer_id, "owner": owner, "secs": seconds}
-        if self.leases is not None:
-            row = await self.leases.write(params)
-        else:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    _LEASE_AND_LOAD, ([run_id], [timer_id], [owner], [seconds])
-                )
-                row = await cur.fetchone()
+        row = await self.leases.write(
+            {"run": run_id, "timer": timer_id, "owner": owner, "secs": seconds}
+        )
         if row is None:
             return None
-        row = row[1:]
-        function_id, token, attempt, event_ids, status, steps, events, woken = row
+        _, function_id, token, attempt, event_ids, status, steps, events, woken = row
         history = [
             StepRecord(
                 s[0],
@@ -260,36 +217,11 @@ class RunStore:
 
         Returns when each event was received, or None when the run was not ours to end.
         """
-        if self.finishes is not None:
-            received: dict[str, datetime] | None = await self.finishes.write({
-                "run": run_id, "token": token, "status": status, "output": output_json,
-                "error": jsonutil.dumps(error) if error else None, "events": events,
-            })  # fmt: skip
-            return received
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "WITH ended AS (UPDATE runs SET status = %s, output = %s::jsonb, "
-                "error = %s::jsonb, ended_at = now(), updated_at = now(), lease_owner = NULL, "
-                "lease_expires = NULL WHERE id = %s AND lease_token = %s "
-                "AND status NOT IN ('COMPLETED','FAILED','CANCELLED') RETURNING id) "
-                "INSERT INTO events (id, name, data, ts) SELECT e.id, e.name, e.data, e.ts "
-                "FROM ended, unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[]) "
-                "AS e(id, name, data, ts) "
-                "ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id RETURNING id, received_at",
-                (
-                    status,
-                    output_json,
-                    jsonutil.dumps(error) if error else None,
-                    run_id,
-                    token,
-                    [e.id for e in events],
-                    [e.name for e in events],
-                    [jsonutil.dumps(e.data) for e in events],
-                    [e.ts for e in events],
-                ),
-            )
-            rows = await cur.fetchall()
-        return {r[0]: r[1] for r in rows} if rows else None
+        received: dict[str, datetime] | None = await self.finishes.write({
+            "run": run_id, "token": token, "status": status, "output": output_json,
+            "error": jsonutil.dumps(error) if error else None, "events": events,
+        })  # fmt: skip
+        return received
 
     async def release(
         self,
