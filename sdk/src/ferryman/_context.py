@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ferryman._durations import Duration, parse_duration
 from ferryman._engine import Execution
-from ferryman._events import Event, EventModel, coerce_events
+from ferryman._events import Event, EventModel, coerce_events, value_at
 from ferryman._expressions import Expression
 from ferryman._runtime import WaitResult, WaitSpec
 from ferryman.errors import NonRetriableError
@@ -129,7 +129,7 @@ class Step:
         async def start(step: Any) -> None:
             spec = WaitSpec(
                 event=event, timeout_at=execution.store.now() + delta, match_path=path,
-                match_value=_dig(trigger.get("data", {}), path) if path else None,
+                match_value=value_at(trigger.get("data", {}), path) if path else None,
                 expression=if_, trigger=trigger,
             )  # fmt: skip
             await execution.store.wait_step(step, spec)
@@ -197,14 +197,6 @@ def _path(match: str, step_id: str) -> list[str]:
             "like 'data.bookingId'"
         )
     return parts[1:]
-
-
-def _dig(data: Any, path: list[str]) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
 
 
 class Context:

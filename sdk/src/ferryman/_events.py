@@ -61,6 +61,18 @@ class EventModel(BaseModel):
 M = Any  # a TypeVar would need a bound on EventModel; kept simple for the public signature
 
 
+def value_at(data: Any, path: list[str]) -> Any:
+    """The value at ``path`` within ``data`` (``["booking", "id"]``), or None if absent.
+
+    How ``match="data.x"`` reads both the run's trigger and a candidate event.
+    """
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
 def coerce_events(events: Event | EventModel | dict[str, Any] | list[Any]) -> list[Event]:
     """Accept one or many events as ``Event``, ``EventModel`` or dict; validate each."""
     items = events if isinstance(events, list) else [events]

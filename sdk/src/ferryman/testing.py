@@ -23,7 +23,7 @@ from typing import Any
 from ferryman._context import Context
 from ferryman._durations import Duration, parse_duration
 from ferryman._engine import Execution, Outcome
-from ferryman._events import Event, coerce_events
+from ferryman._events import Event, coerce_events, value_at
 from ferryman._expressions import Expression
 from ferryman._function import Function
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec, set_sender
@@ -105,9 +105,7 @@ class InMemoryRuntime:
         if event.name != spec.event:
             return False
         if spec.match_path is not None:
-            value: Any = event.data
-            for key in spec.match_path:
-                value = value.get(key) if isinstance(value, dict) else None
+            value = value_at(event.data, spec.match_path)
             return value is not None and value == spec.match_value
         if spec.expression:
             expr = Expression(spec.expression, where="wait_for_event")

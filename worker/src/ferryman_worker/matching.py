@@ -31,6 +31,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman._events import value_at
 from ferryman._expressions import Expression
 from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics
@@ -78,14 +79,6 @@ WHERE received_at > %s AND name = ANY(%s) ORDER BY received_at LIMIT %s
 """
 
 SWEEP_BATCH = 500  # small chunks, so a sweep never holds up the live matcher for long
-
-
-def _dig(data: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
 
 
 class Matcher:
@@ -175,7 +168,7 @@ class Matcher:
         for idx, (event, at) in enumerate(events):
             name = event.get("name", "")
             for path in self.paths.get(name, ()):
-                value = _dig(event.get("data") or {}, path) if path else None
+                value = value_at(event.get("data") or {}, path.split(".")) if path else None
                 if path and value is None:
                     continue  # a match on a field this event lacks cannot hold
                 names.append(name)

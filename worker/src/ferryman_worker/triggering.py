@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferryman import Event, Function
+from ferryman._events import value_at
 from ferryman._expressions import Expression
 
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -37,9 +38,7 @@ def cancel_waits(fn: Function, event: Event) -> list[dict[str, Any]]:
     trigger = event.to_wire()
     for cancel in fn.config.cancel_on:
         path = cancel.match.split(".")[1:] if cancel.match else None
-        value: Any = trigger.get("data", {})
-        for key in path or []:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = value_at(trigger.get("data", {}), path) if path else None
         waits.append({
             "event": cancel.event, "path": path, "value": value, "if": cancel.if_,
             "trigger": trigger,
