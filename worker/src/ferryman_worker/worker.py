@@ -249,7 +249,7 @@ class Worker:
                 await self.slots.give()
                 continue
             if not fn.accepts(event):
-                metrics.RUNS_SKIPPED.labels("filtered").inc()
+                metrics.RUNS_SKIPPED.labels(fn.id, "filtered").inc()
                 await settle(msg, True)
                 await self.slots.give()
                 continue
