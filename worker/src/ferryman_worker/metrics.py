@@ -26,3 +26,18 @@ RUNS_REPLAYED = Counter("ferryman_runs_replayed_total", "Replays started")
 EVENTS_UNWATCHED = Counter(
     "ferryman_matcher_events_unwatched_total", "Events the matcher acked unread: nobody waits"
 )
+# Webhooks (per webhook; names that are not webhooks count under "(unknown)").
+WEBHOOK_RECEIVED = Counter(
+    "ferryman_webhook_received_total", "Deliveries received by a webhook", ["webhook"]
+)
+WEBHOOK_REJECTED = Counter(
+    "ferryman_webhook_rejected_total",
+    "Webhook deliveries refused, by reason (bad_signature, stale_timestamp, too_large, ...)",
+    ["webhook", "reason"],
+)
+WEBHOOK_TRANSFORM_ERRORS = Counter(
+    "ferryman_webhook_transform_errors_total", "Deliveries whose transform failed", ["webhook"]
+)
+WEBHOOK_EVENTS = Counter(
+    "ferryman_webhook_events_total", "Events made by webhook deliveries", ["webhook"]
+)

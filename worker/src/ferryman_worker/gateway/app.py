@@ -32,6 +32,7 @@ from ferryman_jetstream import ensure_streams
 from ferryman_worker import metrics, queries
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
+from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
 
@@ -264,5 +265,6 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/health", health),
         Route("/ready", gateway.ready),
         Route("/metrics", metrics_text),
+        *webhook_routes(gateway),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
