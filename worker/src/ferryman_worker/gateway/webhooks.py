@@ -31,6 +31,7 @@ from ferryman._durations import parse_duration
 from ferryman.webhooks import InvalidWebhookError, WebhookSpec, parse_webhook
 from ferryman_jetstream import webhooks as registry
 from ferryman_worker import metrics
+from ferryman_worker.gateway import limits
 from ferryman_worker.ids import new_id
 from ferryman_worker.settings import SettingsError
 from ferryman_worker.webhooks import deliveries as store
@@ -90,24 +91,6 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it passes ``limit`` bytes (never read whole first)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class Webhooks:
@@ -174,11 +157,10 @@ class Webhooks:
                 + " or ".join(spec.content_types),
             )  # fmt: skip
         try:
-            raw = await _read_bounded(request, spec.max_body_bytes)
-        except TooLarge:
-            return self._reject(
-                name, "too_large", 413, f"the body is over {spec.max_body_bytes} bytes"
-            )
+            raw = await limits.read_body(request, spec.max_body_bytes)
+        except limits.BadRequest as exc:
+            reason = "too_large" if exc.status == 413 else "malformed_body"
+            return self._reject(name, reason, exc.status, str(exc))
         except ClientDisconnect:
             return self._reject(name, "disconnected", 400, "the client went away")
         headers = {k.lower(): v for k, v in request.headers.items()}

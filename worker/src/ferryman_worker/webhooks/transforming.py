@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from ferryman import Event
 from ferryman.webhooks import WebhookSpec
 from ferryman_worker.events import BadEvent, EventLimits, parse_events
+from ferryman_worker.gateway.limits import BadRequest, check_json, load_json
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -36,10 +36,12 @@ def media_type(content_type: str | None) -> str:
 
 def parse_body(kind: str, raw: bytes) -> Any:
     if kind == JSON:
+        # The gateway's one JSON reader: NUL characters, huge integers and deep nesting
+        # (which PostgreSQL or later readers refuse) are refused here with a 400.
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadBody(f"the body is not valid JSON ({exc})") from None
+            return load_json(raw, "the body")
+        except BadRequest as exc:
+            raise BadBody(str(exc)) from None
     try:
         text = raw.decode()
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
@@ -52,6 +54,10 @@ def parse_body(kind: str, raw: bytes) -> Any:
             form[key] = [*form[key], value] if isinstance(form[key], list) else [form[key], value]
         else:
             form[key] = value
+    try:
+        check_json(form, "the form")
+    except BadRequest as exc:
+        raise BadBody(str(exc)) from None
     return form
 
 
