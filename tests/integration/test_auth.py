@@ -100,6 +100,8 @@ async def test_without_a_token_the_api_answers_401_json_and_reveals_nothing(
             assert "unknown or revoked" in response.json()["error"]
         for path in ("/health", "/ready", "/metrics"):
             assert (await api.get(path)).status_code == 200, path
+        # Webhooks carry their own signatures: reachable without a token (404: none declared).
+        assert (await api.post("/webhooks/nope", content=b"{}")).status_code == 404
 
 
 async def test_tokens_created_with_the_cli_have_roles_and_revocation_bites(

@@ -45,6 +45,7 @@ from ferryman_worker.gateway.auth import (
     public,
 )
 from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
 
@@ -288,6 +289,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
             Route("/metrics", metrics_endpoint(worker_metrics)),
             PUBLIC if gateway.settings.metrics_public else READ,
         ),
+        *webhook_routes(gateway),
     ]
     return Starlette(
         routes=routes,
