@@ -44,6 +44,7 @@ from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
 from ferryman_worker.triggering import cancel_waits, run_key
+from ferryman_worker.webhooks.declaring import declare_webhooks
 
 log = logging.getLogger("ferryman.worker")
 
@@ -68,6 +69,7 @@ class Worker:
         settings.require("database_url", "nats_url")
         self.settings = settings
         self.functions: dict[str, Function] = {}
+        self.apps = apps
         for app in apps:
             self.functions.update(app.functions)
         if not self.functions:
@@ -112,6 +114,7 @@ class Worker:
             for fn in self.functions.values():
                 topology = topology_of(fn, s.lease_seconds, declared[fn.id])
                 await reconcile_function(self.js, topology)
+            await declare_webhooks(self.js, self.apps)
         await self._catch_up_cron()
         for fn in self.functions.values():
             if fn.config.event_triggers:
