@@ -29,11 +29,15 @@ async def cancel_runs(
     status: str | None = None,
     after: datetime | None = None,
     before: datetime | None = None,
+    unstarted_only: bool = False,
 ) -> list[str]:
-    """Cancel every unfinished run the filter selects; return their ids."""
+    """Cancel every unfinished run the filter selects (``unstarted_only``: that never
+    started, for ``timeouts.start``); return their ids."""
     where, params = run_filter(
         run_ids=run_ids, function_id=function_id, status=status, after=after, before=before
     )
+    if unstarted_only:
+        where += " AND started_at IS NULL"
     error = jsonutil.dumps({"name": "Cancelled", "message": reason})
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(

@@ -26,3 +26,21 @@ RUNS_REPLAYED = Counter("ferryman_runs_replayed_total", "Replays started")
 EVENTS_UNWATCHED = Counter(
     "ferryman_matcher_events_unwatched_total", "Events the matcher acked unread: nobody waits"
 )
+
+# Flow control (the admission stage), per function and rule.
+FLOW_SKIPPED = Counter(
+    "ferryman_flow_skipped_total",
+    "Events flow control started no run for, and runs its timeouts cancelled",
+    ["function", "rule"],
+)
+FLOW_HELD = Counter(
+    "ferryman_flow_held_total",
+    "Times flow control held a run back (throttle, debounce, batch, concurrency)",
+    ["function", "rule"],
+)
+FLOW_WAIT_SECONDS = Histogram(
+    "ferryman_flow_wait_seconds",
+    "From a flow-controlled run's creation to its first start",
+    ["function"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600),
+)
