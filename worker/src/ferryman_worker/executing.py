@@ -27,6 +27,7 @@ from ferryman_jetstream import subjects as S
 from ferryman_worker import jsonutil, metrics, timers
 from ferryman_worker.admission import Gate
 from ferryman_worker.admission.admitting import GONE, HELD
+from ferryman_worker.admission.store import FINISH_DEADLINE, START_DEADLINE
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.checkpoints import RunCheckpoints
 from ferryman_worker.events import EventBus, internal_event
@@ -35,6 +36,7 @@ from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, Store
 log = logging.getLogger("ferryman.worker")
 
 FINISHED_EVENT = "ferryman/function.finished"
+DEADLINES = (START_DEADLINE, FINISH_DEADLINE)
 FAILED_EVENT = "ferryman/function.failed"
 
 
@@ -85,6 +87,10 @@ class Advancer:
         token 1 and with no history, so the lease and the loads are skipped.
         ``function_id``: the run's function, when the job says; runs of functions with
         flow control pass the admission stage first and wake the next runs after."""
+        if timer_id in DEADLINES and self.gate is not None and function_id is not None:
+            # A timeouts deadline cancels the run even while a pass of it is going here.
+            await self.gate.admit(function_id, run_id, timer_id)
+            return Advanced(done=True)
         if run_id in self.active:
             return Advanced(done=False, retry_in=0.2)
         self.active.add(run_id)
