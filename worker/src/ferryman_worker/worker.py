@@ -370,6 +370,10 @@ class Worker:
         tick = cron.latest_of(fn.config.cron_triggers, datetime.now(UTC))
         try:
             if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=True):
+                if self.gate.gates(fn.id):  # not leased at creation: admission decides
+                    run_id, _ = await self._start_cron_run(fn, tick, 0.0)
+                    self._spawn(msg, run_id, slots=self.resume_slots, function_id=fn.id)
+                    return
                 run_id, event = await self._start_cron_run(fn, tick, self.settings.lease_seconds)
                 self._spawn(
                     msg, run_id, fresh=(fn, event) if event else None, slots=self.resume_slots

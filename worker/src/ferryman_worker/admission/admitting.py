@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferryman import Event
 from ferryman_worker.admission import concurrency, gathering, timeouts
 from ferryman_worker.admission.policy import FlowPolicy
 from ferryman_worker.checkpoints import PendingTimer
@@ -44,6 +45,8 @@ async def admit(
         return Admitted(HELD, rule="not_before")
     if queued_at is None:
         queued_at = now
+    if keys is None and policy.fn.config.concurrency:
+        keys = await _keys_from_event(conn, policy, run_id)
     if keys:
         await concurrency.lock(conn, keys)
         reason = await concurrency.held_by(conn, policy, run_id, keys, queued_at)
@@ -69,3 +72,17 @@ async def admit(
         if deadline is not None:
             admitted.timers.append(deadline)
     return admitted
+
+
+async def _keys_from_event(conn: Any, policy: FlowPolicy, run_id: str) -> list[str] | None:
+    """Slot keys for a run created elsewhere (an invoke, a replay), from its event."""
+    cur = await conn.execute(
+        "SELECT e.id, e.name, e.data, e.ts FROM runs r JOIN events e ON e.id = r.event_id "
+        "WHERE r.id = %s",
+        (run_id,),
+    )
+    row = await cur.fetchone()
+    event = Event(id=row[0], name=row[1], data=row[2], ts=row[3]) if row else Event(name="none")
+    keys = policy.concurrency_keys(event)
+    await conn.execute("UPDATE runs SET flow_keys = %s WHERE id = %s", (keys, run_id))
+    return keys
