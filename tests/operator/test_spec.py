@@ -69,3 +69,24 @@ def test_triggers_summary_is_short() -> None:
     assert fspec.triggers_summary(SPEC).startswith("video.uploaded, video.reprocess")
     assert "cron(0 3 * * * Europe/Paris)" in fspec.triggers_summary(SPEC, limit=200)
     assert len(fspec.triggers_summary({"triggers": [{"event": "e" * 100}]})) == 60
+
+
+def test_trigger_consumer_starts_when_the_resource_was_created() -> None:
+    """Events sent after `kubectl apply` but before the operator reconciled still run."""
+    from datetime import UTC, datetime, timedelta
+
+    from nats.js.api import DeliverPolicy
+
+    created = datetime.now(UTC) - timedelta(minutes=2)
+    topo = fspec.topology("orders", {"triggers": [{"event": "order.created"}]}, created.isoformat())
+    trigger = topo.consumer_configs()[0][1]
+    assert trigger.deliver_policy == DeliverPolicy.BY_START_TIME
+    assert trigger.opt_start_time == created
+
+    old = fspec.topology(
+        "orders", {"triggers": [{"event": "order.created"}]}, "2020-01-01T00:00:00Z"
+    )
+    start = old.consumer_configs()[0][1].opt_start_time
+    assert start is not None and datetime.now(UTC) - start < timedelta(hours=1, minutes=1), (
+        "a consumer re-created long after must not re-deliver days of events"
+    )

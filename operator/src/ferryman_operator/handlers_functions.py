@@ -49,7 +49,7 @@ async def reconcile(
     generation = body.get("metadata", {}).get("generation")
     updates: list[cond.Condition] = []
     try:
-        topo = fspec.topology(name, spec)
+        topo = fspec.topology(name, spec, body.get("metadata", {}).get("creationTimestamp"))
     except fspec.SpecError as error:
         updates = [
             cond.Condition(t, False, "InvalidSpec", str(error))

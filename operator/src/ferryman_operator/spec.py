@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ferryman_jetstream import CronSchedule, FunctionTopology
@@ -45,7 +46,9 @@ def max_ack_pending(spec: Mapping[str, Any]) -> int:
     return DEFAULT_MAX_ACK_PENDING
 
 
-def topology(name: str, spec: Mapping[str, Any]) -> FunctionTopology:
+def topology(name: str, spec: Mapping[str, Any], created: str | None = None) -> FunctionTopology:
+    """What JetStream must hold; ``created`` (the CR's creationTimestamp) is when the
+    function was declared: its trigger consumer delivers every event since then."""
     triggers = spec.get("triggers") or []
     if not triggers:
         raise SpecError("the function has no triggers")
@@ -64,6 +67,7 @@ def topology(name: str, spec: Mapping[str, Any]) -> FunctionTopology:
         max_ack_pending=max_ack_pending(spec),
         ack_wait_seconds=ack_wait,
         max_deliver=int(delivery.get("maxDeliver", -1)),
+        declared_at=datetime.fromisoformat(created) if created else None,
     )
 
 

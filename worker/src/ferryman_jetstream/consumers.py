@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -34,6 +35,9 @@ from ferryman_jetstream.subjects import (
 )
 
 DEFAULT_MAX_ACK_PENDING = 1000
+# A trigger consumer created late starts this far back at most: within the 24 h that run
+# keys dedupe, so re-creating a consumer never starts a second run for an old event.
+MAX_LOOKBACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,16 @@ class FunctionTopology:
     max_ack_pending: int = DEFAULT_MAX_ACK_PENDING
     ack_wait_seconds: float = 30.0
     max_deliver: int = -1
+    # When the function was declared: its trigger consumer delivers the events received
+    # since then, however late the consumer is created (None: only events from now on).
+    declared_at: datetime | None = field(default=None, compare=False)
     names: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def trigger_start(self) -> dict[str, object]:
+        if self.declared_at is None:
+            return {"deliver_policy": DeliverPolicy.NEW}
+        since = max(self.declared_at, datetime.now(UTC) - MAX_LOOKBACK)
+        return {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": since}
 
     def consumer_configs(self) -> list[tuple[str, ConsumerConfig]]:
         fn = self.function_id
@@ -64,8 +77,7 @@ class FunctionTopology:
                     ConsumerConfig(
                         durable_name=trigger_consumer(fn),
                         filter_subjects=[event_subject(e) for e in sorted(set(self.events))],
-                        # A new function sees events from now on, as Inngest does.
-                        deliver_policy=DeliverPolicy.NEW,
+                        **self.trigger_start(),  # type: ignore[arg-type]
                         **common,  # type: ignore[arg-type]
                     ),
                 )
@@ -124,8 +136,9 @@ async def reconcile_function(
             changed.append(f"created consumer {name}")
             continue
         if _differs(info.config, config):
-            # deliver_policy cannot change; keep the existing one.
+            # Where a consumer starts cannot change; keep the existing one.
             config.deliver_policy = info.config.deliver_policy
+            config.opt_start_time = info.config.opt_start_time
             await js.add_consumer(stream, config)
             changed.append(f"updated consumer {name}")
     if not topology.events:

@@ -137,7 +137,9 @@ async def event_skips(pool: AsyncConnectionPool, event_id: str) -> list[dict[str
     (``rate_limit``, ``singleton``, or ``debounce`` when a later event replaced it)."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT * FROM skipped_events WHERE event_id = %s ORDER BY at", (event_id,)
+            # 'batch' records an event folded into a batch run: that run is listed, not a skip
+            "SELECT * FROM skipped_events WHERE event_id = %s AND rule <> 'batch' ORDER BY at",
+            (event_id,),
         )
         return [
             {"function_id": r["function_id"], "skipped": r["rule"], "run_id": r["run_id"],

@@ -7,7 +7,9 @@ armed while NATS was down was never armed at all. Every interval, each worker:
   work job (a late firing is then a harmless duplicate);
 - matches pending waits against the events PostgreSQL received since they began;
 - finds runs that should be moving (queued or running, no lease, no pending timer) but
-  have not changed for a while, and sends them a work job.
+  have not changed for a while, and sends them a work job;
+- finds stored events that started no run of a function they trigger, and sends them
+  through its trigger path (:mod:`ferryman_worker.recovering`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman import Function
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil, metrics
+from ferryman_worker import jsonutil, metrics, recovering
 from ferryman_worker.matching import Matcher
 from ferryman_worker.runs import RunStore
 from ferryman_worker.timers import overdue
@@ -60,6 +64,7 @@ async def repair_loop(
     interval: float,
     stopping: asyncio.Event,
     matcher: Matcher | None = None,
+    functions: Collection[Function] = (),
 ) -> None:
     while not stopping.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
@@ -70,6 +75,8 @@ async def repair_loop(
             count = await sweep(pool, js, grace=max(2.0, interval))
             if matcher is not None:
                 count += await matcher.sweep()
+            for fn in functions:
+                count += len(await recovering.scan(pool, js, fn))
             if count:
                 log.info("repair sweep re-queued %d runs", count)
         except Exception as exc:

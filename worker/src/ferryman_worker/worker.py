@@ -49,7 +49,9 @@ from ferryman_worker.triggering import cancel_waits, run_key
 log = logging.getLogger("ferryman.worker")
 
 
-def topology_of(fn: Function, ack_wait: float) -> FunctionTopology:
+def topology_of(
+    fn: Function, ack_wait: float, declared_at: datetime | None = None
+) -> FunctionTopology:
     crons = tuple(CronSchedule(t.cron, t.timezone) for t in fn.config.cron_triggers)
     # Concurrency limits are the admission stage's (PostgreSQL), not max_ack_pending's:
     # that was set on all three consumers and so allowed three times the limit.
@@ -58,6 +60,7 @@ def topology_of(fn: Function, ack_wait: float) -> FunctionTopology:
         events=tuple(t.event for t in fn.config.event_triggers),
         crons=crons,
         ack_wait_seconds=ack_wait,
+        declared_at=declared_at,
     )
 
 
@@ -106,11 +109,12 @@ class Worker:
         )
         self.gate = Gate(self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds)
         self.advancer.gate = self.gate
-        await self._register()
+        declared = await self._register()
         if s.manage_topology:
             await ensure_streams(self.js)
             for fn in self.functions.values():
-                await reconcile_function(self.js, topology_of(fn, s.lease_seconds))
+                topology = topology_of(fn, s.lease_seconds, declared[fn.id])
+                await reconcile_function(self.js, topology)
         await self._catch_up_cron()
         for fn in self.functions.values():
             if fn.config.event_triggers:
@@ -160,7 +164,12 @@ class Worker:
         self.loops.append(
             asyncio.create_task(
                 repair_loop(
-                    self.pool, self.js, s.repair_interval_seconds, self.stopping, self.matcher
+                    self.pool,
+                    self.js,
+                    s.repair_interval_seconds,
+                    self.stopping,
+                    self.matcher,
+                    list(self.functions.values()),
                 )
             )
         )
@@ -205,15 +214,21 @@ class Worker:
             await self.nc.close()
         await self.pool.close()
 
-    async def _register(self) -> None:
+    async def _register(self) -> dict[str, datetime]:
+        """Record the hosted functions; return when each was first declared."""
+        declared: dict[str, datetime] = {}
         async with self.pool.connection() as conn:
             for fn in self.functions.values():
-                await conn.execute(
+                cur = await conn.execute(
                     "INSERT INTO functions (id, app_id, name, config) VALUES (%s,%s,%s,%s::jsonb) "
                     "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
-                    "config = EXCLUDED.config, updated_at = now()",
+                    "config = EXCLUDED.config, updated_at = now() RETURNING declared_at",
                     (fn.id, fn.app_id, fn.name, fn.config.model_dump_json(by_alias=True)),
                 )
+                row = await cur.fetchone()
+                assert row is not None
+                declared[fn.id] = row[0]
+        return declared
 
     # -- handlers -----------------------------------------------------------------------
 
@@ -257,22 +272,28 @@ class Worker:
             await slots.give()
 
     async def _on_events(self, fn: Function, msgs: list[Msg]) -> None:
-        if self.gate.gates(fn.id):
-            await self._on_gated_events(fn, msgs)
-            return
-        new_runs: list[tuple[Msg, NewRun, Event]] = []
+        items: list[tuple[Msg, Event]] = []
         for msg in msgs:
             try:
-                event = Event.model_validate(jsonutil.loads(msg.data))
+                items.append((msg, Event.model_validate(jsonutil.loads(msg.data))))
             except Exception:
                 log.warning("dropping unreadable event on %s", msg.subject)
                 await settle(msg, True)
                 await self.slots.give()
-                continue
+        await self._trigger(fn, items, self.slots)
+
+    async def _trigger(self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots) -> None:
+        """Start ``fn``'s runs for these events (once per key); each message is settled
+        when its run has been advanced."""
+        if self.gate.gates(fn.id):
+            await self._admit_events(fn, items, slots)
+            return
+        new_runs: list[tuple[Msg, NewRun, Event]] = []
+        for msg, event in items:
             if not fn.accepts(event):
                 metrics.RUNS_SKIPPED.labels("filtered").inc()
                 await settle(msg, True)
-                await self.slots.give()
+                await slots.give()
                 continue
             new_runs.append(
                 (
@@ -297,40 +318,35 @@ class Worker:
             log.exception("could not create runs; events will be redelivered")
             for msg, _, _ in new_runs:
                 await settle(msg, False, 1.0)
-                await self.slots.give()
+                await slots.give()
             return
         for (msg, _, event), (run_id, is_new) in zip(new_runs, created, strict=True):
             if is_new:
                 metrics.RUNS_STARTED.labels(fn.id).inc()
-            self._spawn(msg, run_id, fresh=(fn, event) if is_new else None)
+            self._spawn(msg, run_id, fresh=(fn, event) if is_new else None, slots=slots)
 
-    async def _on_gated_events(self, fn: Function, msgs: list[Msg]) -> None:
+    async def _admit_events(
+        self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots
+    ) -> None:
         """Events of a function with flow control go through the admission stage."""
-        for msg in msgs:
-            try:
-                event = Event.model_validate(jsonutil.loads(msg.data))
-            except Exception:
-                log.warning("dropping unreadable event on %s", msg.subject)
-                await settle(msg, True)
-                await self.slots.give()
-                continue
+        for msg, event in items:
             if not fn.accepts(event):
                 metrics.RUNS_SKIPPED.labels("filtered").inc()
                 await settle(msg, True)
-                await self.slots.give()
+                await slots.give()
                 continue
             try:
                 arrival = await self.gate.arrive(fn, event)
             except Exception:
                 log.exception("admission of event %s failed; it will be redelivered", event.id)
                 await settle(msg, False, 1.0)
-                await self.slots.give()
+                await slots.give()
                 continue
             if arrival.start_now and arrival.run_id:
-                self._spawn(msg, arrival.run_id, function_id=fn.id)
+                self._spawn(msg, arrival.run_id, slots=slots, function_id=fn.id)
             else:
                 await settle(msg, True)
-                await self.slots.give()
+                await slots.give()
 
     async def _learn_waits(self, msg: Msg) -> None:
         lines = msg.data.decode(errors="replace").split("\n")
@@ -343,14 +359,50 @@ class Worker:
             await self.matcher_slots.give(len(msgs))
 
     async def _on_work(self, msgs: list[Msg], function_id: str) -> None:
+        triggers: list[tuple[Msg, str, str]] = []
         for msg in msgs:
             try:
-                run_id = jsonutil.loads(msg.data)["run_id"]
+                body = jsonutil.loads(msg.data)
+                if "trigger_event_id" in body:  # from the repair sweep: see recovering.py
+                    triggers.append((msg, body["function_id"], body["trigger_event_id"]))
+                    continue
+                run_id = body["run_id"]
             except Exception:
                 await settle(msg, True)
                 await self.resume_slots.give()
                 continue
             self._spawn(msg, run_id, slots=self.resume_slots, function_id=function_id)
+        if triggers:
+            await self._on_stored_events(triggers)
+
+    async def _on_stored_events(self, jobs: list[tuple[Msg, str, str]]) -> None:
+        """Send stored events through their function's trigger path."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT id, name, data, ts FROM events WHERE id = ANY(%s)",
+                    ([event_id for _, _, event_id in jobs],),
+                )
+                stored = {
+                    row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3])
+                    for row in await cur.fetchall()
+                }
+        except Exception:
+            log.exception("could not load stored events; their jobs will be redelivered")
+            for msg, _, _ in jobs:
+                await settle(msg, False, 1.0)
+                await self.resume_slots.give()
+            return
+        by_function: dict[str, list[tuple[Msg, Event]]] = {}
+        for msg, function_id, event_id in jobs:
+            fn = self.functions.get(function_id)
+            if fn is None or event_id not in stored:
+                await settle(msg, True)  # gone (retention) or not hosted here any more
+                await self.resume_slots.give()
+                continue
+            by_function.setdefault(function_id, []).append((msg, stored[event_id]))
+        for function_id, items in by_function.items():
+            await self._trigger(self.functions[function_id], items, self.resume_slots)
 
     async def _on_timers(self, fn: Function, msgs: list[Msg]) -> None:
         for msg in msgs:

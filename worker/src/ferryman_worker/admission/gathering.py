@@ -87,6 +87,7 @@ async def fold(conn: Any, policy: FlowPolicy, event: Event) -> tuple[str, Folded
         await _stale(conn, policy, rule, key)
         return key, None
     size, not_before = got
+    await store.skip(conn, event.id or "", policy.id, "batch", run_id)  # decided: in this batch
     if size >= batch.max_size:
         await conn.execute(
             "UPDATE runs SET not_before = NULL, reason = NULL WHERE id = %s", (run_id,)
