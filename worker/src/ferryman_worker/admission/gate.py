@@ -73,13 +73,14 @@ class Gate:
             await self._deadline(policy, run_id, timer_id)
             return Admitted(GONE)
         async with self.pool.connection() as conn, conn.transaction():
+            # The run's row first, then its timer: arrivals lock in that order too.
+            admitted = await admit(conn, policy, run_id, self.owner, self.lease_seconds)
             if timer_id:
                 await conn.execute(
                     "UPDATE timers SET fired_at = now() WHERE run_id = %s AND timer_id = %s "
                     "AND fired_at IS NULL",
                     (run_id, timer_id),
                 )
-            admitted = await admit(conn, policy, run_id, self.owner, self.lease_seconds)
         if admitted.rule == "concurrency":
             metrics.FLOW_HELD.labels(function_id, "concurrency").inc()
         if admitted.waited is not None:
