@@ -31,9 +31,16 @@ from starlette.routing import Route
 from ferryman_jetstream import ensure_streams
 from ferryman_worker import metrics, queries
 from ferryman_worker.cancelling import cancel_runs
+from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
+
+# Cancellations through the API are the gateway's to count.
+_API_METRICS: dict[str, Any] = {
+    "finished": metrics.GATEWAY_RUNS_FINISHED,
+    "duration": metrics.GATEWAY_RUN_DURATION,
+}
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -76,26 +83,27 @@ class Gateway:
     async def send_events(self, request: Request) -> Response:
         key = request.path_params["event_key"]
         if self.settings.event_key and key != self.settings.event_key:
-            metrics.EVENTS_REJECTED.inc()
+            metrics.EVENTS_REJECTED.labels("401").inc()
             return error(401, "unknown event key; send to /e/<your FERRYMAN_EVENT_KEY>")
         body = await request.body()
         max_body = self.limits.max_event_bytes * 2 + 5000 * 1024
         if len(body) > max_body:
-            metrics.EVENTS_REJECTED.inc()
+            metrics.EVENTS_REJECTED.labels("413").inc()
             return error(413, f"request body is {len(body)} bytes; split it into smaller batches")
         try:
             payload = json.loads(body)
         except ValueError as exc:
-            metrics.EVENTS_REJECTED.inc()
+            metrics.EVENTS_REJECTED.labels("400").inc()
             return error(400, f'body is not valid JSON ({exc}); send {{"name": ..., "data": {{}}}}')
         try:
             events = parse_events(payload, self.limits)
         except BadEvent as exc:
-            metrics.EVENTS_REJECTED.inc()
+            metrics.EVENTS_REJECTED.labels("400").inc()
             return error(400, str(exc))
         try:
             await self.bus.publish(events, await self.bus.store(events))
         except Exception as exc:
+            metrics.GATEWAY_STORE_ERRORS.inc()
             return error(
                 503,
                 f"could not accept events right now ({type(exc).__name__}); "
@@ -156,7 +164,9 @@ class Gateway:
             return error(404, f"no run {run_id!r}")
         if run["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             return error(409, f"run {run_id} is already {run['status']}; nothing to cancel")
-        await cancel_runs(self.pool, self.bus, run_ids=[run_id], reason="cancelled by API")
+        await cancel_runs(
+            self.pool, self.bus, run_ids=[run_id], reason="cancelled by API", **_API_METRICS
+        )
         return JSONResponse({"data": await queries.get_run(self.pool, run_id)})
 
     async def replay_run(self, request: Request) -> Response:
@@ -195,7 +205,9 @@ class Gateway:
             if filters["status"] and filters["status"] not in queries.STATUSES:
                 raise ValueError(f"status must be one of {', '.join(queries.STATUSES)}")
             if request.path_params["action"] == "cancel":
-                ids = await cancel_runs(self.pool, self.bus, reason="bulk cancel", **filters)
+                ids = await cancel_runs(
+                    self.pool, self.bus, reason="bulk cancel", **filters, **_API_METRICS
+                )
             else:
                 ids = await replay_runs(self.pool, self.js, **filters)
         except ValueError as exc:
@@ -242,11 +254,24 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def metrics_text(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(worker_metrics: list[str] | None) -> Any:
+    """``/metrics``: the gateway's own registry, or in ``ferryman dev`` (``worker_metrics``:
+    the worker's loopback URLs) everything on this one port."""
+    if not worker_metrics:
+
+        async def own(request: Request) -> Response:
+            return Response(generate_latest(metrics.GATEWAY), media_type=CONTENT_TYPE_LATEST)
+
+        return own
+    dev = DevMetrics(metrics.GATEWAY, worker_metrics)
+
+    async def merged(request: Request) -> Response:
+        return Response(await dev.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return merged
 
 
-def create_app(gateway: Gateway) -> Starlette:
+def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.open()
@@ -264,6 +289,6 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/runs/{run_id}/replay", gateway.replay_run, methods=["POST"]),
         Route("/health", health),
         Route("/ready", gateway.ready),
-        Route("/metrics", metrics_text),
+        Route("/metrics", metrics_endpoint(worker_metrics)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
