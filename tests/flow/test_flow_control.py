@@ -44,9 +44,10 @@ async def test_concurrency_key_limits_each_key_and_never_delays_another(stack: S
     await wait_completed(stack, "keyed", 7)
     assert max_overlap("keyed") == {"acme": 2, "other": 1}
     spans = intervals("keyed")
-    other = next(s for s in spans.values() if s[2] == "other")
-    # the hot key's queue did not hold the other key back
-    assert other[0] - min(s[0] for s in spans.values()) < 1.0
+    other = next(s[0] for s in spans.values() if s[2] == "other")
+    acme = sorted(s[0] for s in spans.values() if s[2] == "acme")
+    # the hot key's queue did not hold the other key back: it ran before acme's last pair
+    assert other < acme[4], (other, acme)
 
 
 async def test_an_unkeyed_limit_is_the_limit_not_three_times_it(stack: Stack) -> None:
@@ -89,7 +90,8 @@ async def test_throttle_spaces_starts_and_delays_rather_than_drops(stack: Stack)
     a = sorted(by_key["a"])
     # one start per second for key a: the k-th no earlier than k seconds after the sends
     assert [x - t0 >= k - 0.05 for k, x in enumerate(a)] == [True] * 3, (t0, a)
-    assert min(by_key["b"]) < a[1]  # key b has its own budget
+    # key b has its own budget: sharing a's, it could not start before a's third slot
+    assert min(by_key["b"]) < a[2]
 
 
 async def test_throttle_burst_lets_that_many_start_back_to_back(stack: Stack) -> None:
@@ -99,7 +101,7 @@ async def test_throttle_burst_lets_that_many_start_back_to_back(stack: Stack) ->
         await stack.send("flow.burst", {"seconds": 0})
     await wait_completed(stack, "burst", 4, timeout=15)
     s = starts("burst")
-    assert s[2] - t0 < 0.9, (t0, s)  # three at once
+    assert s[2] - s[0] < 1.5, (t0, s)  # three at once (without the burst: 2 s apart)
     assert s[3] - t0 >= 0.95, (t0, s)  # the fourth waits its turn
 
 
@@ -160,14 +162,13 @@ async def test_debounce_timeout_caps_the_delay(stack: Stack) -> None:
 
 async def test_batch_collects_events_and_a_timeout_runs_a_partial_batch(stack: Stack) -> None:
     await stack.start_worker(flow_app.fm)
+    t0 = time.time()
     for n in range(4):
         await stack.send("flow.batched", {"n": n})
-    await wait_completed(stack, "batched", 1, timeout=10)
-    t0 = time.time()
-    await wait_completed(stack, "batched", 2, timeout=10)
-    batches = [r["ns"] for r in services.records("batched")]
-    assert batches == [[0, 1, 2], [3]]
-    assert time.time() - t0 < 3.0
+    await wait_completed(stack, "batched", 2, timeout=15)
+    runs = services.records("batched")
+    assert [r["ns"] for r in runs] == [[0, 1, 2], [3]]
+    assert runs[1]["ts"] - t0 >= 1.9  # the partial batch waited for the 2 s timeout
 
 
 async def test_priority_runs_the_higher_priority_first(stack: Stack) -> None:
