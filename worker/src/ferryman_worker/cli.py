@@ -205,6 +205,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def main() -> None:
         await warn_on_drift(apps, module)
         await worker.start(run_migrations=not args.no_migrate)
+        if settings.ready_file:
+            Path(settings.ready_file).write_text(str(os.getpid()))  # noqa: ASYNC240 - once
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -261,10 +263,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         load_apps(args.module)  # fail fast, before starting servers
     except ModuleError as exc:
         raise SystemExit(f"error: {exc}") from None
+    from ferryman_worker.devlock import DataFolderBusy
+    from ferryman_worker.devserver import DevError
+
     try:
         return asyncio.run(run_dev(args.module, args.port, Path(args.data_dir), not args.no_reload))
     except KeyboardInterrupt:
         return 0
+    except (DevError, DataFolderBusy) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

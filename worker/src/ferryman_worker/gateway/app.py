@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,8 @@ class Gateway:
         settings.require("database_url", "nats_url")
         self.settings = settings
         self.limits = EventLimits(max_event_bytes=settings.max_event_bytes)
+        # A further readiness check (``ferryman dev``: its worker): a problem, or None.
+        self.extra_readiness: Callable[[], str | None] | None = None
 
     async def open(self) -> None:
         self.pool = AsyncConnectionPool(
@@ -210,6 +212,8 @@ class Gateway:
             problems.append(f"postgres: {exc}")
         if not self.nc.is_connected:
             problems.append("nats: not connected")
+        if self.extra_readiness and (problem := self.extra_readiness()):
+            problems.append(problem)
         if problems:
             return JSONResponse({"ready": False, "problems": problems}, status_code=503)
         return JSONResponse({"ready": True})
