@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks (for bug reports)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = sub.add_parser(
@@ -374,7 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere: `ferryman dev --debug -m app` too
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     logging.basicConfig(
         level=logging.INFO
         if args.verbose or args.command in ("worker", "dev")
@@ -383,7 +389,19 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("nats").setLevel(logging.ERROR)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # A user's mistake (or an unreachable server) is one line; --debug shows the rest.
+        if args.debug:
+            raise
+        print(
+            f"error: {type(exc).__name__}: {exc}\n(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 
