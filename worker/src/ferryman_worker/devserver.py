@@ -25,7 +25,7 @@ from pathlib import Path
 import uvicorn
 
 from ferryman_worker.devlock import DevLock
-from ferryman_worker.embedded import NatsServer, PostgresServer, die_with_parent
+from ferryman_worker.embedded import NatsServer, PostgresServer, die_with_parent, free_port
 from ferryman_worker.gateway import Gateway, create_app
 from ferryman_worker.migrating import migrate
 from ferryman_worker.settings import load_settings
@@ -148,6 +148,9 @@ async def _serve(module: str, port: int, data_dir: Path, reload: bool) -> int:
             "FERRYMAN_DATABASE_URL": pg.url,
             "FERRYMAN_NATS_URL": nats_server.url,
             "FERRYMAN_EVENT_API": f"http://127.0.0.1:{port}",
+            # The worker serves its metrics on loopback; the gateway's /metrics merges them.
+            "FERRYMAN_METRICS_PORT": os.environ.get("FERRYMAN_METRICS_PORT") or str(free_port()),
+            "FERRYMAN_METRICS_HOST": "127.0.0.1",
         }
         os.environ.update(env)
         settings = load_settings(database_url=pg.url, nats_url=nats_server.url, port=port)
@@ -156,7 +159,15 @@ async def _serve(module: str, port: int, data_dir: Path, reload: bool) -> int:
         gateway = Gateway(settings)
         gateway.extra_readiness = lambda: None if worker.ready else "worker: not ready yet"
         server = uvicorn.Server(
-            uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(
+                create_app(
+                    gateway,
+                    worker_metrics=[f"http://127.0.0.1:{env['FERRYMAN_METRICS_PORT']}/metrics"],
+                ),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
         )
         supervisor = Supervisor(_say)
         supervisor.watch("PostgreSQL", pg)
