@@ -60,7 +60,7 @@ class Dev:
             )
         self.wait_log("hosting 1 functions", count=self.log.read_text().count("hosting") + 1)
 
-    def wait_log(self, text: str, count: int = 1, timeout: float = 60) -> None:
+    def wait_log(self, text: str, count: int = 1, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while self.log.read_text(errors="replace").count(text) < count:
             assert self.proc is not None
