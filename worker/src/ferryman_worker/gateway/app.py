@@ -37,6 +37,7 @@ from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
 from ferryman_worker.gateway import limits
 from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
 
@@ -284,6 +285,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/health", health),
         Route("/ready", gateway.ready),
         Route("/metrics", metrics_endpoint(worker_metrics)),
+        *webhook_routes(gateway),
     ]
     return Starlette(
         routes=routes,
