@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=True, description="serve /metrics without a token (false: a read token)"
     )
+    ready_file: str = Field(
+        default="",
+        description="the worker writes its pid here once it is ready (used by ferryman dev)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8288, ge=1, le=65535)
 
