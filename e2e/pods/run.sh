@@ -47,7 +47,7 @@ trap cleanup EXIT
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
   mkdir -p "$STATE/logs"
-  dockerd > "$STATE/logs/dockerd.log" 2>&1 &
+  nice -n 19 ionice -c3 dockerd > "$STATE/logs/dockerd.log" 2>&1 &   # its builds use idle CPU only
   STARTED_DOCKERD=$!
   for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { log "dockerd did not start:"; tail -20 "$STATE/logs/dockerd.log" >&2; exit 1; }
