@@ -346,6 +346,23 @@ class FunctionConfig(_Frozen):
             raise ValueError("a function has at most 5 cancel_on entries")
         return value
 
+    @model_validator(mode="after")
+    def _compatible_flow_control(self) -> FunctionConfig:
+        # Combinations Inngest refuses, or whose meaning would be unclear: refused here
+        # rather than half-applied at run time.
+        refused = {
+            "batch_events": ("debounce", "idempotency", "rate_limit", "cancel_on", "priority",
+                             "singleton", "throttle"),
+            "debounce": ("throttle", "singleton"),
+        }  # fmt: skip
+        for option, others in refused.items():
+            if not getattr(self, option):
+                continue
+            for other in others:
+                if getattr(self, other):
+                    raise ValueError(f"{option} cannot be combined with {other}")
+        return self
+
     @property
     def event_triggers(self) -> list[EventTrigger]:
         return [t for t in self.triggers if isinstance(t, EventTrigger)]

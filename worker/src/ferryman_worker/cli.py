@@ -111,6 +111,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(json.dumps(run, indent=2))
         return 0
     print(f"run       {run['run_id']}\nfunction  {run['function_id']}\nstatus    {run['status']}")
+    if run.get("reason"):
+        print(f"reason    {run['reason']}")
     print(
         f"event     {run['event_id']}\nstarted   {run['started_at']}\nended     {run['ended_at']}"
     )

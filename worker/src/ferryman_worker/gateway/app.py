@@ -154,7 +154,8 @@ class Gateway:
         runs = await queries.event_runs(self.pool, request.path_params["event_id"])
         if runs is None:
             return error(404, f"no event {request.path_params['event_id']!r}")
-        return JSONResponse({"data": runs})
+        skipped = await queries.event_skips(self.pool, request.path_params["event_id"])
+        return JSONResponse({"data": runs, "skipped": skipped})
 
     async def list_events(self, request: Request) -> Response:
         try:
