@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from examples.bookings import fm as bookings
+
 import ferryman
 from examples import services
-from examples.bookings import fm as bookings
 
 __all__ = ["bookings", "fm"]
 
