@@ -1,5 +1,8 @@
-"""A real console in a real browser: `ferryman dev` in a child process, driven by Playwright
-through Debian's Chromium (`/usr/bin/chromium`; Playwright's own download cannot work here).
+"""A real console in a real browser: the gateway (`ferryman gateway`) and a worker
+(`ferryman worker -m tests.apps.console_app`) as child processes over the session's real
+PostgreSQL and a real NATS — what `ferryman dev` runs, without a fresh initdb per module —
+driven by Playwright through Debian's Chromium (`/usr/bin/chromium`; Playwright's own
+browser download cannot work here).
 
 Without Chromium the browser tests are skipped, unless ``FERRYMAN_REQUIRE_BROWSER=1``
 (as ``.ci/run`` sets, after installing it) makes that an error.
@@ -21,6 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+
+from ferryman_worker.embedded import NatsServer, PostgresServer
+from tests.conftest import TEMPLATE
+from tests.harness import new_database
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("FERRYMAN_CHROMIUM", "/usr/bin/chromium")
@@ -51,26 +58,42 @@ def _require_browser() -> None:
 
 
 class DevServer:
-    """``ferryman dev -m tests.apps.console_app`` on a free port, with its own data."""
+    """A gateway and a worker for ``tests.apps.console_app`` on a free port, own database."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, pg: PostgresServer, tmp: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ledger = tmp / "ledger.jsonl"
-        self.log = tmp / "dev.log"
-        env = {**os.environ, "FERRYMAN_EXAMPLES_LEDGER": str(self.ledger)}
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ferryman_worker.cli", "dev", "-m", MODULE,
-                 "--port", str(self.port), "--data-dir", str(tmp / "data"), "--no-reload"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True,
+        self.tmp = tmp
+        self.nats = NatsServer(tmp / "nats")
+        self.nats.start()
+        self.env = {
+            **os.environ,
+            "FERRYMAN_DATABASE_URL": new_database(pg, TEMPLATE),
+            "FERRYMAN_NATS_URL": self.nats.url,
+            "FERRYMAN_EXAMPLES_LEDGER": str(self.ledger),
+        }
+        self.procs = [
+            self._spawn("gateway", "gateway", "--port", str(self.port)),
+            self._spawn("worker", "worker", "-m", MODULE),
+        ]
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.tmp / f"{name}.log").open("wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "ferryman_worker.cli", *args],
+                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env,
+                start_new_session=True,
             )  # fmt: skip
 
-    def wait_ready(self, functions: int, timeout: float = 90) -> None:
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.tmp.glob("*.log"))
+
+    def wait_ready(self, functions: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ferryman dev exited:\n{self.log.read_text()}")
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"gateway or worker exited:\n{self.logs()}")
             try:
                 found = httpx.get(f"{self.url}/v1/functions", timeout=2).json()["data"]
                 if len(found) >= functions:
@@ -78,7 +101,7 @@ class DevServer:
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.3)
-        raise TimeoutError(f"ferryman dev not ready in {timeout}s:\n{self.log.read_text()}")
+        raise TimeoutError(f"console stack not ready in {timeout}s:\n{self.logs()}")
 
     async def send(self, name: str, data: dict[str, Any] | None = None) -> str:
         async with httpx.AsyncClient(base_url=self.url) as client:
@@ -106,19 +129,22 @@ class DevServer:
         raise TimeoutError(f"no {status} run for {event_id}: {await self.runs(event_id)}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
             try:
-                self.proc.wait(30)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.nats.stop()
 
 
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+def dev(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     _require_browser()
-    server = DevServer(tmp_path_factory.mktemp("console-dev"))
+    server = DevServer(pg_server, tmp_path_factory.mktemp("console"))
     try:
         server.wait_ready(functions=6)
         yield server

@@ -96,7 +96,10 @@ async def test_a_failing_step_shows_every_attempts_error_and_replays_from_that_s
     assert replay_id != failed["run_id"]
     run = await dev.get(f"/v1/runs/{replay_id}")
     assert run["output"] == "charged"
-    assert run["steps"][0]["attempt_history"] == []  # copied from the original, not re-run
+    original = await dev.get(f"/v1/runs/{failed['run_id']}")
+    # "prepare" was copied from the original, not run again: the same attempt, same times.
+    assert run["steps"][0]["id"] == "prepare"
+    assert run["steps"][0]["started_at"] == original["steps"][0]["started_at"]
     # And the original links to its replay.
     await page.goto(f"/#/runs/{failed['run_id']}")
     await expect(page.get_by_test_id("replayed-as")).to_have_text(replay_id)
