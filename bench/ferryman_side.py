@@ -277,6 +277,49 @@ class Side:
         await gw.start()
         return gw
 
+    async def scenario_g(self, result: Result, timeout: float) -> None:
+        """Ingest: single-event POSTs from 64 keep-alive clients in another process, against
+        a no-op route on the same HTTP stack (the ceiling), then against the gateway; then
+        batches of 100 events per POST. Every 200 must be stored and published."""
+        clients, secs = int(self.params["clients"]), float(self.params["secs"])
+        processes = int(self.params.get("processes", 1))
+        noop = NoopServer(processes)
+        await noop.start()
+        try:
+            ceiling = await run_load(f"{noop.url}/e/bench", clients, secs, 1)
+        finally:
+            noop.stop()
+        async with self.obs.cursor() as cur:
+            await cur.execute("SELECT count(*) FROM events WHERE name = 'bench/ingest'")
+            before = (await cur.fetchone() or (0,))[0]
+        gw = Gateway(self.db_url, self.nats_url, processes)
+        await gw.start()
+        try:
+            single = await run_load(f"{gw.url}/e/bench", clients, secs, 1)
+            batched = await run_load(f"{gw.url}/e/bench", clients, secs, 100)
+        finally:
+            gw.stop()
+        async with self.obs.cursor() as cur:
+            await cur.execute("SELECT count(*) FROM events WHERE name = 'bench/ingest'")
+            stored = (await cur.fetchone() or (0,))[0] - before
+        info = await self.worker.js.stream_info("FERRYMAN_EVENTS")
+        accepted = int(single["events"]) + int(batched["events"])
+        result.metrics = {
+            "ceiling": ceiling,
+            "single": single,
+            "batched": batched,
+            "share_of_ceiling": float(single["requests_per_s"]) / float(ceiling["requests_per_s"]),
+            "accepted_events": accepted,
+            "stored_events": stored,
+            "stream_messages": info.state.messages,
+            "processes": processes,
+            "how": f"{clients} keep-alive aiohttp clients in their own process, {secs:g} s "
+            "each: POST /e/bench to a no-op Starlette route on uvicorn (the ceiling), then to "
+            "`ferryman gateway` (same stack, same processes), one event per request, then 100",
+        }
+        if stored < accepted:
+            raise RuntimeError(f"{accepted} events answered 200 but only {stored} stored")
+
     async def scenario_d(self, result: Result, timeout: float) -> None:
         runs, secs = int(self.params["runs"]), float(self.params["secs"])
         fid = self.fn("sleeper")
@@ -557,10 +600,24 @@ class Side:
         }
 
 
+async def run_load(url: str, clients: int, secs: float, batch: int) -> dict[str, Any]:
+    """``bench.ingest load`` in its own process; its figures."""
+    out = Path(os.environ.get("BENCH_TMP", "/tmp")) / f"ingest-{uuid.uuid4().hex}.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.ingest", "load", url, "--clients", str(clients),
+        "--secs", str(secs), "--batch", str(batch), "--result", str(out),
+    )  # fmt: skip
+    if await proc.wait() != 0:
+        raise RuntimeError(f"the load generator failed against {url}")
+    figures: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    return figures
+
+
 class Gateway:
     """``ferryman gateway`` in its own process, on a free port."""
 
-    def __init__(self, db_url: str, nats_url: str) -> None:
+    def __init__(self, db_url: str, nats_url: str, processes: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRYMAN_")}
@@ -573,6 +630,8 @@ class Gateway:
             "--port",
             str(self.port),
         ]
+        if processes > 1:
+            self.cmd += ["--processes", str(processes)]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -600,3 +659,12 @@ class Gateway:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class NoopServer(Gateway):
+    """``bench.ingest noop``: the HTTP stack alone, the ceiling for scenario (g)."""
+
+    def __init__(self, processes: int = 1) -> None:
+        super().__init__("", "", processes)
+        self.cmd = [sys.executable, "-m", "bench.ingest", "noop", "--port", str(self.port),
+                    "--processes", str(processes)]  # fmt: skip

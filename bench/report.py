@@ -13,6 +13,10 @@ TITLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "b": lambda p: f"{p['runs']:,} event-triggered runs of {p['steps']} no-op steps",
     "c": lambda p: f"event-to-first-step latency over {p['runs']:,} runs, one at a time",
     "d": lambda p: f"{p['runs']:,} runs sleeping {p['secs']:g} s",
+    "g": lambda p: (
+        f"ingest: {p['clients']} keep-alive clients POSTing for {p['secs']:g} s, "
+        "single events and batches of 100, against a no-op route on the same HTTP stack"
+    ),
     "e": lambda p: (
         f"the matcher: {p['waits']:,} pending waits, {p['rate']:,.0f} unrelated "
         f"events/s for {p['secs']:g} s ({p.get('noise', 'mixed')}), "
@@ -58,6 +62,12 @@ def headline(result: Result) -> str:
                 f"at load end {m['backlog_at_load_end']:,.0f}"
             )
         return out
+    if result.scenario == "g":
+        return (
+            f"{m['single']['events_per_s']:,.0f} events/s single "
+            f"({m['share_of_ceiling']:.2f} of the no-op's {m['ceiling']['events_per_s']:,.0f}), "
+            f"p99 {m['single']['p99_ms']:.1f} ms; batches {m['batched']['events_per_s']:,.0f}/s"
+        )
     return (
         f"RSS +{m['rss_growth_mb']:.1f} MB, late p99 {m['late_s']['p99']:.2f} s, "
         f"all done after {m['all_done_after_s']:.1f} s"
@@ -228,6 +238,45 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             "lower",
             "≤ 50 ms",
             lambda f, _: f <= 50,
+        )
+    if "g" in params:
+        add(
+            "g",
+            "(g) ingest, single-event POSTs: share of the no-op ceiling",
+            "×",
+            ("share_of_ceiling",),
+            "higher",
+            "≥ 0.5",
+            lambda f, _: f >= 0.5,
+        )
+        add(
+            "g",
+            "(g) ingest, single-event POSTs",
+            "events/s",
+            ("single", "events_per_s"),
+            "higher",
+            "≥ 3,000 (on the developers' benchmark machine)",
+            lambda f, _: None,
+            fmt="{:,.0f}",
+        )
+        add(
+            "g",
+            "(g) ingest, single-event POSTs: p99",
+            "ms",
+            ("single", "p99_ms"),
+            "lower",
+            "≤ 25 ms",
+            lambda f, _: f <= 25,
+        )
+        add(
+            "g",
+            "(g) ingest, batches of 100 events per POST",
+            "events/s",
+            ("batched", "events_per_s"),
+            "higher",
+            "≥ 30,000",
+            lambda f, _: f >= 30000,
+            fmt="{:,.0f}",
         )
     return out
 

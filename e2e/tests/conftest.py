@@ -151,6 +151,8 @@ def operator(operator_kube: Kube, nats_url: str, state_dir: Path) -> Iterator[Op
         "FERRYMAN_RECONCILE_INTERVAL": "3",
         "FERRYMAN_SCALE_INTERVAL": "1",
         "FERRYMAN_LIVENESS_HOST": "127.0.0.1",
+        "FERRYMAN_METRICS_HOST": "127.0.0.1",
+        "FERRYMAN_METRICS_PORT": str(free_port()),
         "FERRYMAN_LIVENESS_PORT": str(port),
         "FERRYMAN_WORKER_SERVICE_ACCOUNT": f"{FULLNAME}-worker",
         "FERRYMAN_WORKER_ENV_SECRET": "ferryman-database",

@@ -33,6 +33,8 @@ def test_peers_take_turns(
         "FERRYMAN_PEERING": FULLNAME,
         "FERRYMAN_PRIORITY": "200",
         "FERRYMAN_LIVENESS_HOST": "127.0.0.1",
+        "FERRYMAN_METRICS_HOST": "127.0.0.1",
+        "FERRYMAN_METRICS_PORT": str(free_port()),
         "FERRYMAN_LIVENESS_PORT": str(free_port()),
         "FERRYMAN_RECONCILE_INTERVAL": "3",
     }

@@ -10,6 +10,7 @@ import kopf
 import ferryman_jetstream
 from ferryman_jetstream.schedules import cron_definitions
 from ferryman_operator import conditions as cond
+from ferryman_operator import metrics
 from ferryman_operator import spec as fspec
 from ferryman_operator.settings import OperatorSettings
 
@@ -117,7 +118,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile", backoff=10)
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", backoff=10, field="spec")
     async def function_changed(**kwargs: Any) -> None:
-        await reconcile(announce=True, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs))
+        with metrics.reconciling("DurableFunction"):
+            await reconcile(announce=True, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs))
 
     @kopf.timer(
         *RESOURCE,
@@ -130,7 +132,10 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     async def function_drift(**kwargs: Any) -> None:
         if kwargs["body"].get("metadata", {}).get("deletionTimestamp"):
             return
-        await reconcile(announce=False, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs))
+        with metrics.reconciling("DurableFunction"):
+            await reconcile(
+                announce=False, pools=kwargs.pop("workerpools_by_name"), **_pick(kwargs)
+            )
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="cleanup", backoff=10)
     async def function_deleted(

@@ -11,7 +11,7 @@ import kopf
 import ferryman_jetstream
 from ferryman_operator import conditions as cond
 from ferryman_operator import deployment as dep
-from ferryman_operator import kube
+from ferryman_operator import kube, metrics
 from ferryman_operator.scaling import Decision, ScalePolicy, decide, fixed_replicas
 from ferryman_operator.settings import OperatorSettings
 
@@ -78,6 +78,10 @@ async def size_pool(
             now=time.time(),
         )
 
+    metrics.SCALING_DECISIONS.labels(name, decision.reason).inc()
+    metrics.POOL_REPLICAS.labels(name).set(decision.replicas)
+    if not nats_error:
+        metrics.POOL_BACKLOG.labels(name).set(pending + in_flight)
     body_dep = dep.build(body, memo.settings, decision.replicas)
     try:
         action = await kube.apply_deployment(memo.api, body_dep)
@@ -130,7 +134,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.on.create(*RESOURCE, registry=registry, id="deployment", backoff=10)
     @kopf.on.update(*RESOURCE, registry=registry, id="deployment", backoff=10, field="spec")
     async def pool_changed(**kwargs: Any) -> None:
-        await size_pool(**_args(kwargs))
+        with metrics.reconciling("WorkerPool"):
+            await size_pool(**_args(kwargs))
 
     @kopf.timer(
         *RESOURCE, registry=registry, id="scale", interval=settings.scale_interval, backoff=10
@@ -138,7 +143,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     async def pool_scale(**kwargs: Any) -> None:
         if kwargs["body"].get("metadata", {}).get("deletionTimestamp"):
             return
-        await size_pool(**_args(kwargs))
+        with metrics.reconciling("WorkerPool"):
+            await size_pool(**_args(kwargs))
 
 
 def _args(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from ferryman_operator import handlers_functions, handlers_pools, kube, natsconn
+from ferryman_operator import handlers_functions, handlers_pools, kube, metrics, natsconn
 from ferryman_operator.settings import OperatorSettings, load_settings
 
 FINALIZER = "ferryman.dev/jetstream-cleanup"
@@ -69,6 +69,7 @@ def main() -> None:
         else None
     )
     namespaces = settings.namespaces
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     kopf.run(
         registry=build_registry(settings),
         memo=kopf.Memo(settings=settings, nc=None, js=None, api=None),

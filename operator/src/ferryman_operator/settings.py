@@ -28,6 +28,10 @@ class OperatorSettings(BaseSettings):
     )
     liveness_port: int = Field(default=8080, ge=0, le=65535, description="0 disables /healthz.")
     liveness_host: str = "0.0.0.0"  # a pod's probe comes from the kubelet
+    metrics_port: int = Field(
+        default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables it."
+    )
+    metrics_host: str = "0.0.0.0"  # scraped by Prometheus from another pod
     reconcile_interval: float = Field(
         default=30.0, gt=0, description="Seconds between drift checks."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from prometheus_client import Counter, Histogram
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman_worker import jsonutil, metrics
@@ -29,8 +30,11 @@ async def cancel_runs(
     status: str | None = None,
     after: datetime | None = None,
     before: datetime | None = None,
+    finished: Counter = metrics.RUNS_FINISHED,
+    duration: Histogram = metrics.RUN_DURATION,
 ) -> list[str]:
-    """Cancel every unfinished run the filter selects; return their ids."""
+    """Cancel every unfinished run the filter selects; return their ids. ``finished`` and
+    ``duration``: the metrics of the process that cancels (worker or gateway)."""
     where, params = run_filter(
         run_ids=run_ids, function_id=function_id, status=status, after=after, before=before
     )
@@ -41,7 +45,8 @@ async def cancel_runs(
                 "UPDATE runs SET status = 'CANCELLED', ended_at = now(), updated_at = now(), "
                 f"error = %s::jsonb WHERE {where} "
                 "AND status NOT IN ('COMPLETED','FAILED','CANCELLED') "
-                "RETURNING id, function_id, event_id"
+                "RETURNING id, function_id, event_id,"
+                " extract(epoch FROM now() - created_at)::float8"
             ).encode(),
             [error, *params],
         )
@@ -57,8 +62,10 @@ async def cancel_runs(
                 "UPDATE timers SET fired_at = now() WHERE run_id = ANY(%s) AND fired_at IS NULL",
                 (ids,),
             )
+    for _, fn_id, _, seconds in rows:
+        finished.labels(fn_id, "CANCELLED").inc()
+        duration.labels(fn_id, "CANCELLED").observe(seconds)
     if rows:
-        metrics.RUNS_CANCELLED.inc(len(rows))
         await bus.send(
             [
                 internal_event(
@@ -66,7 +73,7 @@ async def cancel_runs(
                     {"function_id": fn, "run_id": run_id, "event_id": event_id, "reason": reason},
                     f"{CANCELLED_EVENT}:{run_id}",
                 )
-                for run_id, fn, event_id in rows
+                for run_id, fn, event_id, _ in rows
             ]
         )
     return ids

@@ -200,7 +200,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port)
+        from ferryman_worker.metrics import WORKER
+
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=WORKER)
 
     async def main() -> None:
         await warn_on_drift(apps, module)

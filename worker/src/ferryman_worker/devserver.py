@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
-from ferryman_worker.embedded import NatsServer, PostgresServer
+from ferryman_worker.embedded import NatsServer, PostgresServer, free_port
 from ferryman_worker.gateway import Gateway, create_app
 from ferryman_worker.migrating import migrate
 from ferryman_worker.settings import load_settings
@@ -83,6 +83,9 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
             "FERRYMAN_DATABASE_URL": pg.url,
             "FERRYMAN_NATS_URL": nats_server.url,
             "FERRYMAN_EVENT_API": f"http://127.0.0.1:{port}",
+            # The worker serves its metrics on loopback; the gateway's /metrics merges them.
+            "FERRYMAN_METRICS_PORT": os.environ.get("FERRYMAN_METRICS_PORT") or str(free_port()),
+            "FERRYMAN_METRICS_HOST": "127.0.0.1",
         }
         os.environ.update(env)
         settings = load_settings(database_url=pg.url, nats_url=nats_server.url, port=port)
@@ -90,7 +93,10 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
         worker.start()
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(Gateway(settings)),
+                create_app(
+                    Gateway(settings),
+                    worker_metrics=[f"http://127.0.0.1:{env['FERRYMAN_METRICS_PORT']}/metrics"],
+                ),
                 host="127.0.0.1",
                 port=port,
                 log_level="warning",

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         le=65535,
         description="serve the worker's Prometheus metrics on this port (0: off)",
     )
+    metrics_host: str = Field(
+        default="0.0.0.0",
+        description="address the worker's metrics port binds to",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8288, ge=1, le=65535)
 

@@ -270,7 +270,7 @@ class Worker:
         new_runs: list[tuple[Msg, NewRun, Event]] = []
         for msg, event in items:
             if not fn.accepts(event):
-                metrics.RUNS_SKIPPED.labels("filtered").inc()
+                metrics.RUNS_SKIPPED.labels(fn.id, "filtered").inc()
                 await settle(msg, True)
                 await slots.give()
                 continue
