@@ -104,9 +104,7 @@ async def test_a_wait_says_whether_an_event_or_the_timeout_resolved_it(
     assert (wait["resolved_by"], wait["event_id"]) == ("event", reply)
 
 
-async def test_a_cancelled_wait_is_resolved_by_cancel(
-    stack: Stack, api: httpx.AsyncClient
-) -> None:
+async def test_a_cancelled_wait_is_resolved_by_cancel(stack: Stack, api: httpx.AsyncClient) -> None:
     await stack.start_worker(console_app.fm)
     event_id = await stack.send("console.ask", {"ticket": "t-3", "timeout": "1h"})
     run_id = (await stack.wait_run(event_id, "WAITING"))[0]
