@@ -104,7 +104,7 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
         )
         stop = asyncio.Event()
         watcher = asyncio.create_task(_watch(worker, Path.cwd(), stop)) if reload else None
-        _say(f"gateway on http://127.0.0.1:{port}  (runs: /v1/runs, metrics: /metrics)")
+        _say(f"console on http://127.0.0.1:{port}/  (REST API: /v1/runs, metrics: /metrics)")
         _say(
             f"send an event:  ferryman send <event-name> --data '{{}}'   "
             f"or POST http://127.0.0.1:{port}/e/dev"
