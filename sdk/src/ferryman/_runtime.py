@@ -128,3 +128,8 @@ def current_sender() -> Sender | None:
 
 def set_sender(sender: Sender | None) -> contextvars.Token[Sender | None]:
     return _current_sender.set(sender)
+
+
+def reset_sender(token: contextvars.Token[Sender | None]) -> None:
+    """Put back the sender that ``set_sender`` replaced."""
+    _current_sender.reset(token)

@@ -178,7 +178,8 @@ SELECT l.id, l.function_id, l.lease_token, l.attempt, l.event_ids, l.status,
                 s.error, s.attempts, s.wake_at, s.parallel, s.name) ORDER BY s.position),
             '[]'::json)
      FROM steps s WHERE s.run_id = l.id),
-    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts)), '[]'::json)
+    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts, e."user")),
+            '[]'::json)
      FROM events e WHERE e.id = ANY(l.event_ids)),
     (SELECT coalesce(array_agg(w.step_id), '{}') FROM woken w WHERE w.run_id = l.id)
 FROM l

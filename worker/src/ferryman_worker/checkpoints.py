@@ -12,20 +12,29 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats.errors
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import TypeAdapter
 
 from ferryman import Event
+from ferryman._config import Cancel
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
 from ferryman_worker import jsonutil
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.ids import new_id
-from ferryman_worker.runs import LeaseLost, RunCancelled, StoreUnavailable
+from ferryman_worker.runs import (
+    LeaseLost,
+    NewRun,
+    RunCancelled,
+    StoreUnavailable,
+    insert_cancel_waits,
+)
+from ferryman_worker.triggering import cancel_waits_of, key_of
 
 INVOKED_EVENT = "ferryman/function.invoked"
 FINISHED_EVENT = "ferryman/function.finished"
@@ -242,13 +251,24 @@ class RunCheckpoints:
                 "function_id": function_id,
             },
         }
+        cancels: list[dict[str, Any]] = []
         async with _guard(), self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("SELECT 1 FROM functions WHERE id = %s", (function_id,))
-            if await cur.fetchone() is None:
+            cur = await conn.execute("SELECT config FROM functions WHERE id = %s", (function_id,))
+            found = await cur.fetchone()
+            if found is None:
                 raise NonRetriableError(
                     f"step {step.id!r} invokes {function_id!r}, which no worker has registered; "
                     "check the id (it is '<app_id>-<function id>')"
                 )
+            # The child is started as its trigger would start it: keyed by its idempotency
+            # expression and armed with its cancel_on waits (its config is in the table:
+            # it may be hosted by another worker).
+            stored = found[0]
+            event = Event(name=INVOKED_EVENT, data=payload, id=child_event)
+            key = key_of(function_id, stored.get("idempotency"), event)
+            cancels = cancel_waits_of(
+                [_stored_cancel(c) for c in stored.get("cancel_on", [])], event
+            )
             await self._write(conn, self._params(step, "WAITING", wake=timeout_at))
             await conn.execute(
                 "INSERT INTO events (id, name, data, ts) VALUES (%s, %s, %s::jsonb, "
@@ -257,9 +277,11 @@ class RunCheckpoints:
             )
             cur = await conn.execute(
                 "INSERT INTO run_keys (function_id, key, run_id, expires_at) "
-                "VALUES (%s, %s, %s, now() + interval '24 hours') ON CONFLICT DO NOTHING "
-                "RETURNING run_id",
-                (function_id, child_event, child_run),
+                "VALUES (%s, %s, %s, now() + interval '24 hours') "
+                "ON CONFLICT (function_id, key) DO UPDATE "
+                "SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at "
+                "WHERE run_keys.expires_at < now() RETURNING run_id",
+                (function_id, key, child_run),
             )
             if await cur.fetchone() is not None:
                 await conn.execute(
@@ -267,12 +289,16 @@ class RunCheckpoints:
                     "VALUES (%s, %s, %s, %s, 'QUEUED')",
                     (child_run, function_id, child_event, [child_event]),
                 )
+                await insert_cancel_waits(
+                    conn, [NewRun(child_run, function_id, key, [child_event], cancels=cancels)]
+                )
             else:
                 cur = await conn.execute(
                     "SELECT run_id FROM run_keys WHERE function_id = %s AND key = %s",
-                    (function_id, child_event),
+                    (function_id, key),
                 )
                 child_run = (await cur.fetchone() or [child_run])[0]
+                cancels = []
             await self._insert_wait(
                 conn,
                 step.id,
@@ -286,7 +312,10 @@ class RunCheckpoints:
             )
             if timeout_at is not None:
                 await self._timer(conn, f"wait-{step.id}", timeout_at)
-        await self.sender.announce_waits([(FINISHED_EVENT, "run_id")])
+        await self.sender.announce_waits(
+            [(FINISHED_EVENT, "run_id")]
+            + [(c["event"], ".".join(c["path"] or [])) for c in cancels]
+        )
         self._stop_if_cancelled()
         self.jobs.append((function_id, child_run))
         self.waiting = True
@@ -361,3 +390,11 @@ class RunCheckpoints:
         """A timer for the run itself (function-level retry)."""
         async with self.pool.connection() as conn:
             await self._timer(conn, timer_id, at)
+
+
+def _stored_cancel(stored: dict[str, Any]) -> Cancel:
+    """A ``cancel_on`` entry as the functions table keeps it (timeouts as ISO 8601)."""
+    timeout = stored.get("timeout")
+    return Cancel.model_validate(
+        {**stored, "timeout": TypeAdapter(timedelta).validate_python(timeout) if timeout else None}
+    )

@@ -45,6 +45,7 @@ from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
 from ferryman_worker.triggering import cancel_waits, run_key
+from ferryman_worker.webhooks.declaring import declare_webhooks
 
 log = logging.getLogger("ferryman.worker")
 
@@ -69,6 +70,7 @@ class Worker:
         settings.require("database_url", "nats_url")
         self.settings = settings
         self.functions: dict[str, Function] = {}
+        self.apps = apps
         for app in apps:
             self.functions.update(app.functions)
         if not self.functions:
@@ -115,6 +117,7 @@ class Worker:
             for fn in self.functions.values():
                 topology = topology_of(fn, s.lease_seconds, declared[fn.id])
                 await reconcile_function(self.js, topology)
+            await declare_webhooks(self.js, self.apps)
         await self._catch_up_cron()
         for fn in self.functions.values():
             if fn.config.event_triggers:
@@ -380,11 +383,11 @@ class Worker:
         try:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT id, name, data, ts FROM events WHERE id = ANY(%s)",
+                    'SELECT id, name, data, ts, "user" FROM events WHERE id = ANY(%s)',
                     ([event_id for _, _, event_id in jobs],),
                 )
                 stored = {
-                    row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3])
+                    row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3], user=row[4])
                     for row in await cur.fetchall()
                 }
         except Exception:
