@@ -43,14 +43,15 @@ _FENCE = "EXISTS (SELECT 1 FROM runs WHERE id = %(run)s AND lease_token = %(toke
 
 _UPSERT = (
     "INSERT INTO steps (run_id, step_id, name, position, op, status, output, error, attempts,"
-    " parallel, wake_at, ended_at) "
+    " parallel, wake_at, ended_at, started_at, attempt_started_at) "
     "SELECT %(run)s, %(step)s, %(name)s, %(pos)s, %(op)s, %(status)s, %(output)s::jsonb,"
     " %(error)s::jsonb, %(attempts)s, %(parallel)s, %(wake)s,"
-    " CASE WHEN %(status)s IN ('COMPLETED','FAILED') THEN now() END "
+    " CASE WHEN %(status)s IN ('COMPLETED','FAILED') THEN now() END, %(started)s, %(started)s "
     f"WHERE {_FENCE} "
     "ON CONFLICT (run_id, step_id) DO UPDATE SET status = EXCLUDED.status,"
     " output = EXCLUDED.output, error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
-    " wake_at = EXCLUDED.wake_at, ended_at = EXCLUDED.ended_at "
+    " wake_at = EXCLUDED.wake_at, ended_at = EXCLUDED.ended_at,"
+    " attempt_started_at = EXCLUDED.attempt_started_at "
     "WHERE steps.status NOT IN ('COMPLETED','FAILED') "
     "RETURNING (SELECT status FROM runs WHERE id = %(run)s)"
 )
@@ -104,6 +105,7 @@ class RunCheckpoints:
             "pos": step.position, "op": step.op, "status": status, "parallel": step.parallel,
             "output": values.get("output"), "error": values.get("error"),
             "attempts": step.attempt + 1, "wake": values.get("wake"),
+            "started": step.started_at,
         }  # fmt: skip
 
     async def _write(self, conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
@@ -143,7 +145,7 @@ class RunCheckpoints:
         timer_id = f"retry-{step.id}-{step.attempt + 1}"
         async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "RETRYING", error=jsonutil.dumps(error)))
-            await self._attempt(conn, step, error)
+            await self._attempt(conn, step, error, at)
             await self._timer(conn, timer_id, at)
 
     async def sleep_step(self, step: NewStep, until: datetime) -> None:
@@ -188,12 +190,16 @@ class RunCheckpoints:
         return ids
 
     async def _attempt(
-        self, conn: AsyncConnection[Any], step: NewStep, error: dict[str, Any]
+        self,
+        conn: AsyncConnection[Any],
+        step: NewStep,
+        error: dict[str, Any],
+        retry_at: datetime | None = None,
     ) -> None:
         await conn.execute(
-            "INSERT INTO step_attempts (run_id, step_id, attempt, error) "
-            "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
-            (self.run_id, step.id, step.attempt, jsonutil.dumps(error)),
+            "INSERT INTO step_attempts (run_id, step_id, attempt, error, started_at, retry_at) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
+            (self.run_id, step.id, step.attempt, jsonutil.dumps(error), step.started_at, retry_at),
         )
 
     async def _timer(self, conn: AsyncConnection[Any], timer_id: str, at: datetime) -> None:
