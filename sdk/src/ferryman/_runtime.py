@@ -8,6 +8,7 @@ in memory. The replay engine only ever calls these methods.
 from __future__ import annotations
 
 import contextvars
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,6 +43,8 @@ class NewStep:
     parallel: bool
     attempt: int  # zero-based attempt number of this execution
     extra: dict[str, Any] = field(default_factory=dict)
+    # When the engine met the step (epoch seconds): what metrics and traces time it from.
+    started_at: float = field(default_factory=time.time)
 
 
 @dataclass
