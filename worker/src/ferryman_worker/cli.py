@@ -370,14 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO
-        if args.verbose or args.command in ("worker", "dev")
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("nats").setLevel(logging.ERROR)
+    from ferryman_worker import logs
+
+    try:
+        logs.configure(
+            os.environ.get("FERRYMAN_LOG_FORMAT", "console"),
+            level=logging.INFO
+            if args.verbose or args.command in ("worker", "dev")
+            else logging.WARNING,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     result: int = args.func(args)
     return result
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -65,6 +67,8 @@ def configure(
     if fmt not in FORMATS:
         raise ValueError(f"FERRYMAN_LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
+    if worker is None:  # as the worker names itself in leases (worker.py)
+        worker = os.environ.get("FERRYMAN_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
     handler.setFormatter(JsonFormatter(worker) if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

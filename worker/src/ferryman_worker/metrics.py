@@ -201,6 +201,7 @@ RUNS_REPLAYED = Counter(
     "ferryman_runs_replayed_total", "Replays started through the API", registry=GATEWAY
 )
 
+
 def hosting(function_id: str) -> None:
     """Export a hosted function's counters at 0 before anything happens: ``increase()``
     misses a series' first value, so a function whose first run fails would never count
