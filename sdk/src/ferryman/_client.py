@@ -31,6 +31,13 @@ from ferryman._config import (
 from ferryman._events import Event, EventModel, coerce_events
 from ferryman._function import Function, Handler
 from ferryman._runtime import current_sender
+from ferryman._webhooks import (
+    DEFAULT_CONTENT_TYPES,
+    DEFAULT_MAX_BODY,
+    Verification,
+    WebhookSpec,
+    parse_webhook,
+)
 from ferryman.errors import FerrymanError, InvalidFunctionError
 
 FAILED_EVENT = "ferryman/function.failed"
@@ -61,6 +68,7 @@ class Ferryman:
             event_api or os.environ.get("FERRYMAN_EVENT_API") or DEFAULT_EVENT_API
         ).rstrip("/")
         self.functions: dict[str, Function] = {}
+        self.webhooks: dict[str, WebhookSpec] = {}
 
     def function(
         self,
@@ -119,6 +127,34 @@ class Ferryman:
             return fn
 
         return register
+
+    def webhook(
+        self,
+        *,
+        name: str,
+        transform: str,
+        verify: Verification,
+        content_types: Iterable[str] = DEFAULT_CONTENT_TYPES,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+    ) -> WebhookSpec:
+        """Declare ``POST /webhooks/{name}``: deliveries are verified with ``verify`` (see
+        :mod:`ferryman.webhooks`) and turned into events by the CEL ``transform`` over
+        ``body``, ``headers`` and ``query``. The transform yields one event
+        (``{"name": ..., "data": ..., "id": ...}``) or a list of them; ``id`` (the sender's
+        delivery id, say) makes a redelivery one event."""
+        if not isinstance(verify, Verification):
+            raise InvalidFunctionError(
+                f"webhook {name!r}: verify must be one of ferryman.webhooks.hmac_sha256(), "
+                "github(), stripe(), token() or none()"
+            )
+        spec = parse_webhook(name, {
+            "transform": transform, "verification": verify.to_spec(),
+            "contentTypes": list(content_types), "maxBodyBytes": max_body_bytes,
+        })  # fmt: skip
+        if name in self.webhooks:
+            raise InvalidFunctionError(f"webhook {name!r} is declared twice")
+        self.webhooks[name] = spec
+        return spec
 
     def _add(self, fn: Function) -> None:
         if fn.id in self.functions:

@@ -48,6 +48,7 @@ def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
         raise BadEvent(f"{len(items)} events in one request; the limit is {limits.max_events}")
     now = int(time.time() * 1000)
     events = []
+    first_index: dict[str, int] = {}
     for index, item in enumerate(items):
         where = f"event {index}" if isinstance(payload, list) else "event"
         if not isinstance(item, dict):
@@ -64,16 +65,26 @@ def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
         event_id = item.get("id") or new_id()
         if not isinstance(event_id, str) or len(event_id) > 256:
             raise BadEvent(f"{where} ({name}): 'id' must be a string of at most 256 characters")
+        if event_id in first_index:
+            # One statement cannot store the same id twice; and which copy wins is unclear.
+            raise BadEvent(
+                f"{where} ({name}): 'id' {event_id!r} is also the id of event "
+                f"{first_index[event_id]} in this request; give each event its own id"
+            )
+        first_index[event_id] = index
         ts = item.get("ts", now)
-        if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
+        if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < 2**63:
             raise BadEvent(f"{where} ({name}): 'ts' must be milliseconds since the epoch")
+        user = item.get("user")
+        if user is not None and not isinstance(user, dict):
+            raise BadEvent(f"{where} ({name}): 'user' must be an object, got {type(user).__name__}")
         size = len(jsonutil.dumpb(item))
         if size > limits.max_event_bytes:
             raise BadEvent(
                 f"{where} ({name}) is {size} bytes; the event size limit is "
                 f"{limits.max_event_bytes} bytes"
             )
-        events.append(Event(name=name, data=data, id=event_id, ts=ts, user=item.get("user")))
+        events.append(Event(name=name, data=data, id=event_id, ts=ts, user=user))
     return events
 
 

@@ -214,6 +214,32 @@ def hosting(function_id: str) -> None:
     RUN_RETRIES.labels(function_id)
 
 
+# Webhooks, per webhook (bounded: names that are not webhooks count under "(unknown)").
+WEBHOOK_RECEIVED = Counter(
+    "ferryman_webhook_received_total",
+    "Deliveries posted to a webhook",
+    ["webhook"],
+    registry=GATEWAY,
+)
+WEBHOOK_REJECTED = Counter(
+    "ferryman_webhook_rejected_total",
+    "Webhook deliveries refused, by reason (bad_signature, stale_timestamp, too_large, ...)",
+    ["webhook", "reason"],
+    registry=GATEWAY,
+)
+WEBHOOK_TRANSFORM_ERRORS = Counter(
+    "ferryman_webhook_transform_errors_total",
+    "Deliveries whose transform failed (kept, no event)",
+    ["webhook"],
+    registry=GATEWAY,
+)
+WEBHOOK_EVENTS = Counter(
+    "ferryman_webhook_events_total",
+    "Events made by webhook deliveries",
+    ["webhook"],
+    registry=GATEWAY,
+)
+
 # -- bounded step labels ---------------------------------------------------------------
 
 MAX_STEP_LABELS = 50

@@ -60,6 +60,8 @@ def encode_cursor(created_at: datetime, run_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         stamp, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        if "\x00" in run_id:
+            raise ValueError(run_id)
         return datetime.fromisoformat(stamp), run_id
     except (ValueError, UnicodeDecodeError):
         raise ValueError("cursor is not one this API returned; start again without it") from None

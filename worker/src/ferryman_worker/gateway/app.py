@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hmac
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import nats
+import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,7 +36,10 @@ from ferryman_worker import metrics, queries
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
+from ferryman_worker.gateway import limits
 from ferryman_worker.gateway.engine_gauges import EngineGauges
+from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
 
@@ -56,6 +61,8 @@ class Gateway:
         settings.require("database_url", "nats_url")
         self.settings = settings
         self.limits = EventLimits(max_event_bytes=settings.max_event_bytes)
+        # A full batch of events at the size limit, plus JSON punctuation.
+        self.max_body = self.limits.max_event_bytes * 2 + self.limits.max_events * 1024
 
     async def open(self) -> None:
         self.pool = AsyncConnectionPool(
@@ -92,26 +99,27 @@ class Gateway:
 
     async def send_events(self, request: Request) -> Response:
         key = request.path_params["event_key"]
-        if self.settings.event_key and key != self.settings.event_key:
+        if self.settings.event_key and not hmac.compare_digest(
+            key.encode(), self.settings.event_key.encode()
+        ):
             metrics.EVENTS_REJECTED.labels("401").inc()
             return error(401, "unknown event key; send to /e/<your FERRYMAN_EVENT_KEY>")
-        body = await request.body()
-        max_body = self.limits.max_event_bytes * 2 + 5000 * 1024
-        if len(body) > max_body:
-            metrics.EVENTS_REJECTED.labels("413").inc()
-            return error(413, f"request body is {len(body)} bytes; split it into smaller batches")
         try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            metrics.EVENTS_REJECTED.labels("400").inc()
-            return error(400, f'body is not valid JSON ({exc}); send {{"name": ..., "data": {{}}}}')
-        try:
+            payload = limits.load_json(await limits.read_body(request, self.max_body))
             events = parse_events(payload, self.limits)
+        except limits.BadRequest as exc:
+            metrics.EVENTS_REJECTED.labels(str(exc.status)).inc()
+            raise
         except BadEvent as exc:
             metrics.EVENTS_REJECTED.labels("400").inc()
             return error(400, str(exc))
         try:
             await self.bus.publish(events, await self.bus.store(events))
+        except psycopg.DataError as exc:
+            # Checked above, so this is a value PostgreSQL refuses that we did not foresee:
+            # still the client's input, and retrying cannot help.
+            metrics.EVENTS_REJECTED.labels("400").inc()
+            return error(400, f"PostgreSQL refused these events: {exc}")
         except Exception as exc:
             metrics.GATEWAY_STORE_ERRORS.inc()
             return error(
@@ -139,12 +147,12 @@ class Gateway:
                 raise ValueError("limit must be between 1 and 1000")
             runs, cursor = await queries.list_runs(
                 self.pool,
-                function_id=q.get("function_id"),
+                function_id=limits.text(q.get("function_id"), "function_id"),
                 status=status,
                 after=_time(q.get("after"), "after"),
                 before=_time(q.get("before"), "before"),
                 limit=limit,
-                cursor=q.get("cursor"),
+                cursor=limits.text(q.get("cursor"), "cursor", max_length=2048),
             )
         except ValueError as exc:
             return error(400, str(exc))
@@ -161,9 +169,8 @@ class Gateway:
             limit = int(request.query_params.get("limit", "50"))
         except ValueError:
             return error(400, "limit must be a number")
-        events = await queries.list_events(
-            self.pool, request.query_params.get("name"), max(1, min(limit, 1000))
-        )
+        name = limits.text(request.query_params.get("name"), "name")
+        events = await queries.list_events(self.pool, name, max(1, min(limit, 1000)))
         return JSONResponse({"data": events})
 
     async def cancel_run(self, request: Request) -> Response:
@@ -179,12 +186,11 @@ class Gateway:
         return JSONResponse({"data": await queries.get_run(self.pool, run_id)})
 
     async def replay_run(self, request: Request) -> Response:
-        body = await _json_body(request)
-        if isinstance(body, Response):
-            return body
-        from_step = body.get("from_step")
-        if from_step is not None and not isinstance(from_step, str):
-            return error(400, "from_step must be a step id (a string)")
+        body = await limits.json_object(request)
+        unknown = set(body) - {"from_step"}
+        if unknown:
+            return error(400, f"unknown field(s) {sorted(unknown)}; the only one is from_step")
+        from_step = limits.text(body.get("from_step"), "from_step")
         try:
             new_run = await replay_run(self.pool, self.js, request.path_params["run_id"], from_step)
         except ReplayError as exc:
@@ -195,9 +201,7 @@ class Gateway:
     async def bulk(self, request: Request) -> Response:
         if request.path_params["action"] not in ("cancel", "replay"):
             return error(404, "POST /v1/runs/cancel or /v1/runs/replay with a filter")
-        body = await _json_body(request)
-        if isinstance(body, Response):
-            return body
+        body = await limits.json_object(request)
         unknown = set(body) - {"function_id", "status", "after", "before"}
         if unknown:
             return error(
@@ -206,10 +210,11 @@ class Gateway:
         if not body.get("function_id"):
             return error(400, "bulk operations need at least function_id in the filter")
         try:
-            filters = {
-                "function_id": body["function_id"], "status": body.get("status"),
-                "after": _time(body.get("after"), "after"),
-                "before": _time(body.get("before"), "before"),
+            filters: dict[str, Any] = {
+                "function_id": limits.text(body["function_id"], "function_id"),
+                "status": limits.text(body.get("status"), "status"),
+                "after": _time(limits.text(body.get("after"), "after"), "after"),
+                "before": _time(limits.text(body.get("before"), "before"), "before"),
             }  # fmt: skip
             if filters["status"] and filters["status"] not in queries.STATUSES:
                 raise ValueError(f"status must be one of {', '.join(queries.STATUSES)}")
@@ -235,19 +240,6 @@ class Gateway:
         if problems:
             return JSONResponse({"ready": False, "problems": problems}, status_code=503)
         return JSONResponse({"ready": True})
-
-
-async def _json_body(request: Request) -> dict[str, Any] | Response:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        return error(400, f"body is not valid JSON ({exc})")
-    if not isinstance(body, dict):
-        return error(400, "body must be a JSON object")
-    return body
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -299,5 +291,18 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/health", health),
         Route("/ready", gateway.ready),
         Route("/metrics", metrics_endpoint(worker_metrics)),
+        *webhook_routes(gateway),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(Guard)],
+        exception_handlers={limits.BadRequest: _bad_request},
+    )
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    status = exc.status if isinstance(exc, limits.BadRequest) else 400
+    # A refused body may be partly unread: close rather than parse the rest as a request.
+    headers = {"Connection": "close"} if status == 413 else None
+    return JSONResponse({"error": str(exc), "status": status}, status, headers=headers)
