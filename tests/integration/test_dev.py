@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -59,7 +60,7 @@ class Dev:
             )
         self.wait_log("hosting 1 functions", count=self.log.read_text().count("hosting") + 1)
 
-    def wait_log(self, text: str, count: int = 1, timeout: float = 60) -> None:
+    def wait_log(self, text: str, count: int = 1, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while self.log.read_text(errors="replace").count(text) < count:
             assert self.proc is not None
@@ -94,13 +95,58 @@ class Dev:
         return run
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children in new sessions included)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """The pids that still run (zombies count as gone)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
+def leftovers(root: Path) -> list[str]:
+    return subprocess.run(
+        ["pgrep", "-f", str(root / ".ferryman")], check=False, capture_output=True, text=True
+    ).stdout.split()
+
+
 @pytest.fixture
 def dev(tmp_path: Path) -> Dev:
     (tmp_path / "devapp.py").write_text(APP.replace("VERSION", "v1"))
     server = Dev(tmp_path, free_port())
     yield server
     if server.proc and server.proc.poll() is None:
+        below = descendants(server.proc.pid)
         os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        # PostgreSQL and NATS run in sessions of their own: killpg misses them.
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for pid in leftovers(tmp_path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def test_a_sleeping_run_resumes_after_ferryman_dev_restarts(dev: Dev) -> None:
@@ -109,10 +155,7 @@ def test_a_sleeping_run_resumes_after_ferryman_dev_restarts(dev: Dev) -> None:
     dev.wait_status(event_id, "SLEEPING")
     dev.stop()
     assert (dev.root / ".ferryman" / "postgres" / "PG_VERSION").exists()
-    leftovers = subprocess.run(
-        ["pgrep", "-f", str(dev.root / ".ferryman")], check=False, capture_output=True, text=True
-    ).stdout.split()
-    assert leftovers == [], "dev stops its PostgreSQL and NATS"
+    assert leftovers(dev.root) == [], "dev stops its PostgreSQL and NATS"
 
     dev.start()
     run = dev.wait_status(event_id, "COMPLETED")

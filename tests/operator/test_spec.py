@@ -35,7 +35,7 @@ def test_topology_from_spec() -> None:
     assert topo.function_id == "video-processing-process-video"
     assert topo.events == ("video.reprocess", "video.uploaded")
     assert [(c.expression, c.timezone) for c in topo.crons] == [("0 3 * * *", "Europe/Paris")]
-    assert topo.max_ack_pending == 8  # the unkeyed concurrency limit
+    assert topo.max_ack_pending == 1000  # concurrency is the admission stage's, not NATS'
     assert topo.ack_wait_seconds == 120
     assert topo.max_deliver == 5
     assert fspec.consumer_names(topo) == [
@@ -53,6 +53,7 @@ def test_function_id_defaults_to_the_name_and_can_be_set() -> None:
 def test_max_ack_pending_defaults_and_overrides() -> None:
     assert fspec.max_ack_pending({}) == 1000
     assert fspec.max_ack_pending({"concurrency": [{"limit": 3, "key": "k"}]}) == 1000
+    assert fspec.max_ack_pending({"concurrency": [{"limit": 3}]}) == 1000
     assert (
         fspec.max_ack_pending({"concurrency": [{"limit": 3}], "delivery": {"maxAckPending": 7}})
         == 7

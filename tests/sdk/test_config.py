@@ -89,9 +89,20 @@ def test_a_bad_if_expression_is_reported_at_declaration() -> None:
         declare(trigger=ferryman.on_event("x", if_="event.data.total >"))
 
 
-@pytest.mark.parametrize("cron", ["0 9 * *", "0 9 * * * *", "61 9 * * *", "every day"])
-def test_a_cron_has_five_valid_fields(cron: str) -> None:
-    with pytest.raises(ValueError, match="is not a 5-field cron expression"):
+@pytest.mark.parametrize(
+    ("cron", "says"),
+    [
+        ("0 9 * *", "has 4 fields, not 5"),
+        ("0 9 * * * *", "has 6 fields, not 5"),
+        ("every day", "has 2 fields, not 5"),
+        ("61 9 * * *", "the minute field '61' is not valid (minute runs from 0 to 59)"),
+        ("0 25 * * *", "the hour field '25' is not valid (hour runs from 0 to 23)"),
+        ("0 9 32 * *", "the day-of-month field '32' is not valid"),
+        ("0 9 * 13 *", "the month field '13' is not valid"),
+    ],
+)
+def test_a_cron_has_five_valid_fields_and_the_error_names_the_bad_one(cron: str, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
         ferryman.on_cron(cron)
 
 

@@ -37,12 +37,13 @@ def function_id(name: str, spec: Mapping[str, Any]) -> str:
 
 
 def max_ack_pending(spec: Mapping[str, Any]) -> int:
-    """Explicit delivery.maxAckPending, else the unkeyed concurrency limit, else the default."""
+    """Explicit delivery.maxAckPending, else the default. Concurrency limits are enforced
+    by the workers' admission stage (PostgreSQL), not here: max_ack_pending applies to each
+    of the three consumers, so it used to allow three times the limit."""
     delivery = spec.get("delivery") or {}
     if "maxAckPending" in delivery:
         return int(delivery["maxAckPending"])
-    unkeyed = [int(c["limit"]) for c in spec.get("concurrency") or [] if not c.get("key")]
-    return min(unkeyed) if unkeyed else DEFAULT_MAX_ACK_PENDING
+    return DEFAULT_MAX_ACK_PENDING
 
 
 def topology(name: str, spec: Mapping[str, Any], created: str | None = None) -> FunctionTopology:

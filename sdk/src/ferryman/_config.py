@@ -6,6 +6,7 @@ wrong option fails where the function is declared, with a message that names the
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -32,6 +33,30 @@ def _duration(value: Any, what: str) -> timedelta:
         raise ValueError(str(exc)) from None
 
 
+_BAD_NAME_CHARS = re.compile(r"[\s*>]")
+
+
+def check_event_name(name: str) -> str:
+    """The rule the gateway applies to events (``ferryman_jetstream.subjects``), checked
+    where a function is declared, so a name no event can have fails at import and not,
+    later, inside the worker."""
+    if not name:
+        raise ValueError("an event name is required")
+    if len(name) > 256:
+        raise ValueError(f"event name is {len(name)} characters; the limit is 256")
+    if _BAD_NAME_CHARS.search(name):
+        raise ValueError(
+            f"event name {name!r} contains whitespace, '*' or '>'; "
+            "use letters, digits and . / - _ (for example 'booking.created')"
+        )
+    if name.startswith(".") or name.endswith(".") or ".." in name:
+        raise ValueError(
+            f"event name {name!r} has an empty segment between dots; "
+            "write it like 'app/booking.created'"
+        )
+    return name
+
+
 class EventTrigger(_Frozen):
     """Run once per event named ``event`` (optionally filtered by a CEL ``if`` expression)."""
 
@@ -42,6 +67,20 @@ class EventTrigger(_Frozen):
     model_config = ConfigDict(
         frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True
     )
+
+    @field_validator("event")
+    @classmethod
+    def _routable(cls, value: str) -> str:
+        return check_event_name(value)
+
+
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 6),
+)
 
 
 class CronTrigger(_Frozen):
@@ -64,11 +103,22 @@ class CronTrigger(_Frozen):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.is_valid(value):
+        fields = value.split()
+        if len(fields) != 5:
             raise ValueError(
-                f"{value!r} is not a 5-field cron expression "
+                f"{value!r} has {len(fields)} fields, not 5 "
                 "(minute hour day-of-month month day-of-week), e.g. '0 9 * * 1-5'"
             )
+        if not croniter.is_valid(value):
+            for i, (name, low, high) in enumerate(_CRON_FIELDS):
+                field = fields[i]
+                # the field alone, the others '*': the first one that fails is the culprit
+                if not croniter.is_valid(" ".join(["*"] * i + [field] + ["*"] * (4 - i))):
+                    raise ValueError(
+                        f"{value!r}: the {name} field {field!r} is not valid "
+                        f"({name} runs from {low} to {high})"
+                    )
+            raise ValueError(f"{value!r} is not a valid cron expression, e.g. '0 9 * * 1-5'")
         return value
 
     @field_validator("timezone")
@@ -117,7 +167,8 @@ def _validated(model: type[_T], data: dict[str, Any]) -> _T:
         return model.model_validate(data)
     except ValidationError as exc:
         reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: {e['msg']}"
+            f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         raise InvalidFunctionError(f"{model.__name__}: {reasons}") from None
@@ -227,18 +278,38 @@ class Cancel(_Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+    @field_validator("event")
+    @classmethod
+    def _routable(cls, value: str) -> str:
+        return check_event_name(value)
+
     @field_validator("timeout", mode="before")
     @classmethod
     def _dur(cls, value: Any) -> timedelta | None:
         return None if value is None else _duration(value, "cancel_on timeout")
 
 
+_FUNCTION_ID = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+
+
 class FunctionConfig(_Frozen):
     """Everything ``@fm.function(...)`` was told, validated."""
 
-    id: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
+    id: str
     name: str | None = None
     triggers: tuple[Trigger, ...]
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not _FUNCTION_ID.fullmatch(value) or len(value) > 63:
+            raise ValueError(
+                f"{value!r} is not a valid function id: use at most 63 lowercase letters, "
+                "digits and '-', starting and ending with a letter or digit "
+                "(e.g. 'process-booking')"
+            )
+        return value
+
     retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=MAX_RETRIES)
     backoff: Backoff = Backoff()
     concurrency: tuple[Concurrency, ...] = ()
@@ -274,6 +345,23 @@ class FunctionConfig(_Frozen):
         if len(value) > 5:
             raise ValueError("a function has at most 5 cancel_on entries")
         return value
+
+    @model_validator(mode="after")
+    def _compatible_flow_control(self) -> FunctionConfig:
+        # Combinations Inngest refuses, or whose meaning would be unclear: refused here
+        # rather than half-applied at run time.
+        refused = {
+            "batch_events": ("debounce", "idempotency", "rate_limit", "cancel_on", "priority",
+                             "singleton", "throttle"),
+            "debounce": ("throttle", "singleton"),
+        }  # fmt: skip
+        for option, others in refused.items():
+            if not getattr(self, option):
+                continue
+            for other in others:
+                if getattr(self, other):
+                    raise ValueError(f"{option} cannot be combined with {other}")
+        return self
 
     @property
     def event_triggers(self) -> list[EventTrigger]:

@@ -43,6 +43,19 @@ class Function:
                 )
         if self.config.idempotency:
             Expression(self.config.idempotency, where=f"{where}, idempotency")
+        c = self.config
+        for n, limit in enumerate(c.concurrency):
+            if limit.key:
+                Expression(limit.key, where=f"{where}, concurrency[{n}] key")
+        for name, option in (
+            ("throttle", c.throttle), ("rate_limit", c.rate_limit), ("debounce", c.debounce),
+            ("batch_events", c.batch_events), ("singleton", c.singleton),
+        ):  # fmt: skip
+            key = getattr(option, "key", None)
+            if key:
+                Expression(key, where=f"{where}, {name} key")
+        if c.priority:
+            Expression(c.priority.run, where=f"{where}, priority")
 
     @property
     def id(self) -> str:

@@ -32,12 +32,16 @@ async def cancel_runs(
     before: datetime | None = None,
     finished: Counter = metrics.RUNS_FINISHED,
     duration: Histogram = metrics.RUN_DURATION,
+    unstarted_only: bool = False,
 ) -> list[str]:
     """Cancel every unfinished run the filter selects; return their ids. ``finished`` and
-    ``duration``: the metrics of the process that cancels (worker or gateway)."""
+    ``duration``: the metrics of the process that cancels (worker or gateway).
+    ``unstarted_only``: only runs that never started (for ``timeouts.start``)."""
     where, params = run_filter(
         run_ids=run_ids, function_id=function_id, status=status, after=after, before=before
     )
+    if unstarted_only:
+        where += " AND started_at IS NULL"
     error = jsonutil.dumps({"name": "Cancelled", "message": reason})
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(

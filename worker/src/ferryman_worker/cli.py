@@ -111,6 +111,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(json.dumps(run, indent=2))
         return 0
     print(f"run       {run['run_id']}\nfunction  {run['function_id']}\nstatus    {run['status']}")
+    if run.get("reason"):
+        print(f"reason    {run['reason']}")
     print(
         f"event     {run['event_id']}\nstarted   {run['started_at']}\nended     {run['ended_at']}"
     )
@@ -207,6 +209,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def main() -> None:
         await warn_on_drift(apps, module)
         await worker.start(run_migrations=not args.no_migrate)
+        if settings.ready_file:
+            Path(settings.ready_file).write_text(str(os.getpid()))  # noqa: ASYNC240 - once
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -263,10 +267,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         load_apps(args.module)  # fail fast, before starting servers
     except ModuleError as exc:
         raise SystemExit(f"error: {exc}") from None
+    from ferryman_worker.devlock import DataFolderBusy
+    from ferryman_worker.devserver import DevError
+
     try:
         return asyncio.run(run_dev(args.module, args.port, Path(args.data_dir), not args.no_reload))
     except KeyboardInterrupt:
         return 0
+    except (DevError, DataFolderBusy) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks (for bug reports)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = sub.add_parser(
@@ -369,7 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere: `ferryman dev --debug -m app` too
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     from ferryman_worker import logs
 
     try:
@@ -381,7 +396,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # A user's mistake (or an unreachable server) is one line; --debug shows the rest.
+        if args.debug:
+            raise
+        print(
+            f"error: {type(exc).__name__}: {exc}\n(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 

@@ -3,24 +3,37 @@
 Starts PostgreSQL and NATS from wheels with their data under ``.ferryman/`` (so a restart
 resumes sleeping runs), applies migrations, serves the gateway on :8288 and runs a worker
 for the module in a child process that is restarted when a ``.py`` file changes.
+
+It heals: a child that dies (worker, NATS, PostgreSQL) is restarted with backoff
+(``supervising.py``); ``/ready`` is true only while the worker is up and ready; a second
+``ferryman dev`` on the same folder is refused (``devlock.py``); and every child dies with
+this process, even on ``kill -9`` (``embedded.die_with_parent``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import uvicorn
 
-from ferryman_worker.embedded import NatsServer, PostgresServer, free_port
+from ferryman_worker.devlock import DevLock
+from ferryman_worker.embedded import NatsServer, PostgresServer, die_with_parent, free_port
 from ferryman_worker.gateway import Gateway, create_app
 from ferryman_worker.migrating import migrate
 from ferryman_worker.settings import load_settings
+from ferryman_worker.supervising import Supervisor
+
+
+class DevError(RuntimeError):
+    """``ferryman dev`` cannot start; the message says why and what to do."""
 
 
 def _say(text: str) -> None:
@@ -28,12 +41,17 @@ def _say(text: str) -> None:
 
 
 class WorkerProcess:
-    def __init__(self, module: str, env: dict[str, str]) -> None:
+    """``ferryman worker`` as a child; ready once it has written its pid to ``ready_file``."""
+
+    def __init__(self, module: str, env: dict[str, str], ready_file: Path) -> None:
         self.module = module
-        self.env = env
+        self.ready_file = ready_file
+        self.env = {**env, "FERRYMAN_READY_FILE": str(ready_file)}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.ready_file.unlink(missing_ok=True)
+        parent = os.getpid()
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -45,7 +63,24 @@ class WorkerProcess:
                 "--no-migrate",
             ],
             env=self.env,
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL, parent),  # noqa: PLW1509
         )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    @property
+    def ready(self) -> bool:
+        if not self.alive or self.proc is None:
+            return False
+        try:
+            return self.ready_file.read_text().strip() == str(self.proc.pid)
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -57,26 +92,56 @@ class WorkerProcess:
                 self.proc.wait()
 
 
-async def _watch(worker: WorkerProcess, root: Path, stop: asyncio.Event) -> None:
+def _check_port(port: int) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise DevError(f"cannot listen on port {port}: {exc.strerror}") from None
+            raise DevError(
+                f"port {port} is already in use by another program; "
+                f"pick a free one with --port (e.g. --port {port + 1})"
+            ) from None
+
+
+async def _watch(
+    worker: WorkerProcess, supervisor: Supervisor, root: Path, stop: asyncio.Event
+) -> None:
     from watchfiles import PythonFilter, awatch
 
     async for changes in awatch(root, watch_filter=PythonFilter(), stop_event=stop):
         names = ", ".join(sorted({Path(p).name for _, p in changes}))
         _say(f"{names} changed: restarting the worker")
-        await asyncio.to_thread(worker.stop)
-        worker.start()
+        supervisor.pause("worker")
+        try:
+            await asyncio.to_thread(worker.stop)
+            worker.start()  # on the main thread: see supervising.py
+        finally:
+            supervisor.pause("worker", False)
 
 
 async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
+    lock = DevLock(data_dir)
+    lock.acquire(port)  # before touching anything in the folder
+    try:
+        _check_port(port)
+        return await _serve(module, port, data_dir, reload)
+    finally:
+        lock.release()
+
+
+async def _serve(module: str, port: int, data_dir: Path, reload: bool) -> int:
     _say(f"data in {data_dir}/ (delete it to start afresh)")
     pg = PostgresServer(data_dir / "postgres")
     nats_server = NatsServer(data_dir / "nats")
     _say("starting PostgreSQL ...")
     pg.start()
-    _say("starting NATS JetStream ...")
-    nats_server.start()
     try:
+        _say("starting NATS JetStream ...")
+        nats_server.start()
         await migrate(pg.url)
         env = {
             **os.environ,
@@ -89,12 +154,14 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
         }
         os.environ.update(env)
         settings = load_settings(database_url=pg.url, nats_url=nats_server.url, port=port)
-        worker = WorkerProcess(module, env)
+        worker = WorkerProcess(module, env, data_dir / "worker.ready")
         worker.start()
+        gateway = Gateway(settings)
+        gateway.extra_readiness = lambda: None if worker.ready else "worker: not ready yet"
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(
-                    Gateway(settings),
+                    gateway,
                     worker_metrics=[f"http://127.0.0.1:{env['FERRYMAN_METRICS_PORT']}/metrics"],
                 ),
                 host="127.0.0.1",
@@ -102,8 +169,14 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
                 log_level="warning",
             )
         )
+        supervisor = Supervisor(_say)
+        supervisor.watch("PostgreSQL", pg)
+        supervisor.watch("NATS", nats_server)
+        supervisor.watch("worker", worker)
         stop = asyncio.Event()
-        watcher = asyncio.create_task(_watch(worker, Path.cwd(), stop)) if reload else None
+        tasks = [asyncio.create_task(supervisor.run(stop))]
+        if reload:
+            tasks.append(asyncio.create_task(_watch(worker, supervisor, Path.cwd(), stop)))
         _say(f"gateway on http://127.0.0.1:{port}  (runs: /v1/runs, metrics: /metrics)")
         _say(
             f"send an event:  ferryman send <event-name> --data '{{}}'   "
@@ -117,11 +190,16 @@ async def run_dev(module: str, port: int, data_dir: Path, reload: bool) -> int:
             await server.serve()
         finally:
             stop.set()
-            if watcher:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                    await task
             worker.stop()
+            if not server.started:
+                raise DevError(
+                    f"the gateway could not listen on port {port}; "
+                    f"pick a free one with --port (e.g. --port {port + 1})"
+                )
     finally:
         _say("stopping NATS and PostgreSQL ...")
         nats_server.stop()

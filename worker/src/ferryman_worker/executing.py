@@ -25,6 +25,9 @@ from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
 from ferryman_worker import ids, jsonutil, metrics, timers
+from ferryman_worker.admission import Gate
+from ferryman_worker.admission.admitting import GONE, HELD
+from ferryman_worker.admission.store import FINISH_DEADLINE, START_DEADLINE
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.checkpoints import RunCheckpoints
 from ferryman_worker.events import EventBus, internal_event
@@ -36,6 +39,7 @@ from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, Store
 log = logging.getLogger("ferryman.worker")
 
 FINISHED_EVENT = "ferryman/function.finished"
+DEADLINES = (START_DEADLINE, FINISH_DEADLINE)
 FAILED_EVENT = "ferryman/function.failed"
 
 
@@ -72,6 +76,7 @@ class Advancer:
         # query lets this worker reclaim its own lease (left by a pass that died with the
         # database), so it must never run while a pass of ours is still going.
         self.active: set[str] = set()
+        self.gate: Gate | None = None  # the admission stage, for functions with flow control
 
     async def advance(
         self,
@@ -79,16 +84,41 @@ class Advancer:
         keepalive: Callable[[], Awaitable[Any]] | None = None,
         fresh: tuple[Function, Event] | None = None,
         timer_id: str | None = None,
+        function_id: str | None = None,
     ) -> Advanced:
         """One pass over ``run_id``. ``fresh``: the run was just created, leased to us with
-        token 1 and with no history, so the lease and the loads are skipped."""
+        token 1 and with no history, so the lease and the loads are skipped.
+        ``function_id``: the run's function, when the job says; runs of functions with
+        flow control pass the admission stage first and wake the next runs after."""
+        if timer_id in DEADLINES and self.gate is not None and function_id is not None:
+            # A timeouts deadline cancels the run even while a pass of it is going here.
+            await self.gate.admit(function_id, run_id, timer_id)
+            return Advanced(done=True)
         if run_id in self.active:
             return Advanced(done=False, retry_in=0.2)
         self.active.add(run_id)
         try:
-            return await self._advance(run_id, keepalive, fresh, timer_id)
+            if self.gate is None or function_id is None or not self.gate.gates(function_id):
+                return await self._advance(run_id, keepalive, fresh, timer_id)
+            return await self._admitted(function_id, run_id, keepalive, timer_id)
         finally:
             self.active.discard(run_id)
+
+    async def _admitted(
+        self,
+        function_id: str,
+        run_id: str,
+        keepalive: Callable[[], Awaitable[Any]] | None,
+        timer_id: str | None,
+    ) -> Advanced:
+        assert self.gate is not None
+        admitted = await self.gate.admit(function_id, run_id, timer_id)
+        if admitted.verdict in (HELD, GONE):
+            return Advanced(done=True)
+        try:
+            return await self._advance(run_id, keepalive, None, None)
+        finally:
+            await self.gate.wake(function_id, run_id)
 
     async def _advance(
         self,

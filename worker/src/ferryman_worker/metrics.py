@@ -166,6 +166,27 @@ STORE_ERRORS = Counter(
     registry=WORKER,
 )
 
+# Flow control (the admission stage), per function and rule.
+FLOW_SKIPPED = Counter(
+    "ferryman_flow_skipped_total",
+    "Events flow control started no run for, and runs its timeouts cancelled",
+    ["function", "rule"],
+    registry=WORKER,
+)
+FLOW_HELD = Counter(
+    "ferryman_flow_held_total",
+    "Times flow control held a run back (throttle, debounce, batch, concurrency)",
+    ["function", "rule"],
+    registry=WORKER,
+)
+FLOW_WAIT_SECONDS = Histogram(
+    "ferryman_flow_wait_seconds",
+    "From a flow-controlled run's creation to its first start",
+    ["function"],
+    buckets=LONG,
+    registry=WORKER,
+)
+
 # -- gateway ---------------------------------------------------------------------------
 
 EVENTS_RECEIVED = Counter(

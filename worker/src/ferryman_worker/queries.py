@@ -23,6 +23,8 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         "attempt": row["attempt"], "replay_of": row["replay_of"],
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
         "ended_at": _iso(row["ended_at"]),
+        # why flow control holds a QUEUED run ("concurrency key acme full (2/2)"), else None
+        "reason": row.get("reason") if row["status"] == "QUEUED" else None,
     }  # fmt: skip
 
 
@@ -130,6 +132,22 @@ async def event_runs(pool: AsyncConnectionPool, event_id: str) -> list[dict[str,
             "SELECT * FROM runs WHERE %s = ANY(event_ids) ORDER BY created_at", (event_id,)
         )
         return [_run(r) for r in await cur.fetchall()]
+
+
+async def event_skips(pool: AsyncConnectionPool, event_id: str) -> list[dict[str, Any]]:
+    """The functions whose flow control started no run for the event, with the rule
+    (``rate_limit``, ``singleton``, or ``debounce`` when a later event replaced it)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            # 'batch' records an event folded into a batch run: that run is listed, not a skip
+            "SELECT * FROM skipped_events WHERE event_id = %s AND rule <> 'batch' ORDER BY at",
+            (event_id,),
+        )
+        return [
+            {"function_id": r["function_id"], "skipped": r["rule"], "run_id": r["run_id"],
+             "at": _iso(r["at"])}
+            for r in await cur.fetchall()
+        ]  # fmt: skip
 
 
 async def list_events(

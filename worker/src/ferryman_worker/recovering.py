@@ -40,13 +40,14 @@ log = logging.getLogger("ferryman.repair")
 SLACK = timedelta(seconds=5)
 SCAN_CHUNK = 2000
 
-# An event counts as handled by a function when a run of that function was started by it.
-# FLOW CONTROL: an event that admission skipped (rate limit, singleton skip), folded into a
-# batch or replaced by a later debounced event must count as handled too (a recorded
-# decision per function and event), or this sweep sends it through admission again.
+# An event counts as handled by a function when a run of that function was started by it,
+# or flow control recorded its decision (skipped by a rate limit or a singleton, replaced
+# by a later debounced event, folded into a batch: ``skipped_events``).
 _NEXT_EVENTS = """
 SELECT e.id, e.name, e.data, e.ts, e.received_at,
        EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.function_id = %(fn)s)
+       OR EXISTS (SELECT 1 FROM skipped_events s
+                  WHERE s.event_id = e.id AND s.function_id = %(fn)s)
 FROM events e
 WHERE e.name = ANY(%(names)s)
   AND (e.received_at, e.id) > (%(at)s, %(id)s)

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         default="0.0.0.0",
         description="address the worker's metrics port binds to",
     )
+    ready_file: str = Field(
+        default="",
+        description="the worker writes its pid here once it is ready (used by ferryman dev)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8288, ge=1, le=65535)
 

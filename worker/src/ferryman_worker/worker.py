@@ -34,6 +34,7 @@ from ferryman_jetstream import (
 )
 from ferryman_jetstream import subjects as S
 from ferryman_worker import cron, jsonutil, metrics
+from ferryman_worker.admission import Gate
 from ferryman_worker.consuming import pull_loop, settle
 from ferryman_worker.events import WAITS_ANNOUNCED, EventBus
 from ferryman_worker.executing import Advancer
@@ -46,6 +47,7 @@ from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
 from ferryman_worker.triggering import cancel_waits, run_key
+from ferryman_worker.webhooks.declaring import declare_webhooks
 
 log = logging.getLogger("ferryman.worker")
 
@@ -54,12 +56,12 @@ def topology_of(
     fn: Function, ack_wait: float, declared_at: datetime | None = None
 ) -> FunctionTopology:
     crons = tuple(CronSchedule(t.cron, t.timezone) for t in fn.config.cron_triggers)
-    limits = [c.limit for c in fn.config.concurrency if c.key is None and c.scope == "fn"]
+    # Concurrency limits are the admission stage's (PostgreSQL), not max_ack_pending's:
+    # that was set on all three consumers and so allowed three times the limit.
     return FunctionTopology(
         function_id=fn.id,
         events=tuple(t.event for t in fn.config.event_triggers),
         crons=crons,
-        max_ack_pending=min(limits) if limits else 1000,
         ack_wait_seconds=ack_wait,
         declared_at=declared_at,
     )
@@ -70,6 +72,7 @@ class Worker:
         settings.require("database_url", "nats_url")
         self.settings = settings
         self.functions: dict[str, Function] = {}
+        self.apps = apps
         for app in apps:
             self.functions.update(app.functions)
         if not self.functions:
@@ -110,12 +113,15 @@ class Worker:
         self.advancer = Advancer(
             self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds
         )
+        self.gate = Gate(self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds)
+        self.advancer.gate = self.gate
         declared = await self._register()
         if s.manage_topology:
             await ensure_streams(self.js)
             for fn in self.functions.values():
                 topology = topology_of(fn, s.lease_seconds, declared[fn.id])
                 await reconcile_function(self.js, topology)
+            await declare_webhooks(self.js, self.apps)
         await self._catch_up_cron()
         for fn in self.functions.values():
             if fn.config.event_triggers:
@@ -125,7 +131,12 @@ class Worker:
                     lambda msgs, fn=fn: self._on_events(fn, msgs),
                     yield_to=self.resume_slots,
                 )
-            self._loop(S.WORK_STREAM, S.work_consumer(fn.id), self._on_work, self.resume_slots)
+            self._loop(
+                S.WORK_STREAM,
+                S.work_consumer(fn.id),
+                lambda msgs, fn=fn: self._on_work(msgs, fn.id),
+                self.resume_slots,
+            )
             self._loop(
                 S.TIMERS_STREAM,
                 S.timers_consumer(fn.id),
@@ -155,6 +166,8 @@ class Worker:
                 )
             )
         )
+        if self.gate.policies:
+            self.loops.append(asyncio.create_task(self.gate.keep_admitting(self.stopping)))
         self.loops.append(
             asyncio.create_task(
                 repair_loop(
@@ -233,8 +246,11 @@ class Worker:
         fresh: tuple[Function, Event] | None = None,
         slots: Slots | None = None,
         timer_id: str | None = None,
+        function_id: str | None = None,
     ) -> None:
-        task = asyncio.create_task(self._advance(msg, run_id, fresh, slots or self.slots, timer_id))
+        task = asyncio.create_task(
+            self._advance(msg, run_id, fresh, slots or self.slots, timer_id, function_id)
+        )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -245,10 +261,15 @@ class Worker:
         fresh: tuple[Function, Event] | None,
         slots: Slots,
         timer_id: str | None = None,
+        function_id: str | None = None,
     ) -> None:
         try:
             result = await self.advancer.advance(
-                run_id, keepalive=msg.in_progress, fresh=fresh, timer_id=timer_id
+                run_id,
+                keepalive=msg.in_progress,
+                fresh=fresh,
+                timer_id=timer_id,
+                function_id=function_id,
             )
             await settle(msg, result.done, result.retry_in)
             CHECKPOINTS_DOWN.ok()
@@ -272,6 +293,9 @@ class Worker:
     async def _trigger(self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots) -> None:
         """Start ``fn``'s runs for these events (once per key); each message is settled
         when its run has been advanced."""
+        if self.gate.gates(fn.id):
+            await self._admit_events(fn, items, slots)
+            return
         new_runs: list[tuple[Msg, NewRun, Event]] = []
         for msg, event in items:
             if not fn.accepts(event):
@@ -309,6 +333,29 @@ class Worker:
                 metrics.RUNS_STARTED.labels(fn.id).inc()
             self._spawn(msg, run_id, fresh=(fn, event) if is_new else None, slots=slots)
 
+    async def _admit_events(
+        self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots
+    ) -> None:
+        """Events of a function with flow control go through the admission stage."""
+        for msg, event in items:
+            if not fn.accepts(event):
+                metrics.RUNS_SKIPPED.labels(fn.id, "filtered").inc()
+                await settle(msg, True)
+                await slots.give()
+                continue
+            try:
+                arrival = await self.gate.arrive(fn, event)
+            except Exception:
+                log.exception("admission of event %s failed; it will be redelivered", event.id)
+                await settle(msg, False, 1.0)
+                await slots.give()
+                continue
+            if arrival.start_now and arrival.run_id:
+                self._spawn(msg, arrival.run_id, slots=slots, function_id=fn.id)
+            else:
+                await settle(msg, True)
+                await slots.give()
+
     async def _learn_waits(self, msg: Msg) -> None:
         lines = msg.data.decode(errors="replace").split("\n")
         self.matcher.learn([(n, p) for n, _, p in (line.partition("\t") for line in lines)])
@@ -319,7 +366,7 @@ class Worker:
         finally:
             await self.matcher_slots.give(len(msgs))
 
-    async def _on_work(self, msgs: list[Msg]) -> None:
+    async def _on_work(self, msgs: list[Msg], function_id: str) -> None:
         triggers: list[tuple[Msg, str, str]] = []
         for msg in msgs:
             try:
@@ -332,7 +379,7 @@ class Worker:
                 await settle(msg, True)
                 await self.resume_slots.give()
                 continue
-            self._spawn(msg, run_id, slots=self.resume_slots)
+            self._spawn(msg, run_id, slots=self.resume_slots, function_id=function_id)
         if triggers:
             await self._on_stored_events(triggers)
 
@@ -380,12 +427,16 @@ class Worker:
                 await settle(msg, True)
                 await self.resume_slots.give()
                 continue
-            self._spawn(msg, run_id, timer_id=timer_id, slots=self.resume_slots)
+            self._spawn(msg, run_id, timer_id=timer_id, slots=self.resume_slots, function_id=fn.id)
 
     async def _on_cron_tick(self, fn: Function, msg: Msg) -> None:
         tick = cron.latest_of(fn.config.cron_triggers, datetime.now(UTC))
         try:
             if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=True):
+                if self.gate.gates(fn.id):  # not leased at creation: admission decides
+                    run_id, _ = await self._start_cron_run(fn, tick, 0.0)
+                    self._spawn(msg, run_id, slots=self.resume_slots, function_id=fn.id)
+                    return
                 run_id, event = await self._start_cron_run(fn, tick, self.settings.lease_seconds)
                 self._spawn(
                     msg, run_id, fresh=(fn, event) if event else None, slots=self.resume_slots

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,8 @@ class Gateway:
         self.limits = EventLimits(max_event_bytes=settings.max_event_bytes)
         # A full batch of events at the size limit, plus JSON punctuation.
         self.max_body = self.limits.max_event_bytes * 2 + self.limits.max_events * 1024
+        # A further readiness check (``ferryman dev``: its worker): a problem, or None.
+        self.extra_readiness: Callable[[], str | None] | None = None
 
     async def open(self) -> None:
         self.pool = AsyncConnectionPool(
@@ -162,7 +164,8 @@ class Gateway:
         runs = await queries.event_runs(self.pool, request.path_params["event_id"])
         if runs is None:
             return error(404, f"no event {request.path_params['event_id']!r}")
-        return JSONResponse({"data": runs})
+        skipped = await queries.event_skips(self.pool, request.path_params["event_id"])
+        return JSONResponse({"data": runs, "skipped": skipped})
 
     async def list_events(self, request: Request) -> Response:
         try:
@@ -237,6 +240,8 @@ class Gateway:
             problems.append(f"postgres: {exc}")
         if not self.nc.is_connected:
             problems.append("nats: not connected")
+        if self.extra_readiness and (problem := self.extra_readiness()):
+            problems.append(problem)
         if problems:
             return JSONResponse({"ready": False, "problems": problems}, status_code=503)
         return JSONResponse({"ready": True})
