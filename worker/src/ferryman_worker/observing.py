@@ -10,7 +10,6 @@ once the checkpoint is durable, records what happened — step durations and att
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +43,7 @@ class ObservedSteps:
         }
 
     def _attempt_done(self, step: NewStep, outcome: str) -> float:
-        elapsed = max(0.0, time.time() - step.started_at)
+        elapsed = max(0.0, (datetime.now(UTC) - step.started_at).total_seconds())
         if step.op == "run":
             metrics.STEP_DURATION.labels(
                 self.function_id, metrics.step_label(self.function_id, step.id)
