@@ -11,7 +11,7 @@ load), then measures through a real gateway (uvicorn, real HTTP) what the consol
 - the functions page (``GET /v1/functions``) for information.
 
 ``--quick`` seeds 20,000 runs and a 100-step run: a smoke test of the scenario for CI.
-The data stays in ``.bench/console`` between runs (``--reseed`` starts afresh).
+The data stays in ``.bench/console/`` between runs (``--reseed`` starts afresh).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _status_case() -> str:
     parts, upto = [], 0
     for status, share in STATUSES:
         upto += share
-        parts.append(f"WHEN mod(i * 7919, 1000) < {upto} THEN '{status}'")
+        parts.append(f"WHEN mod(i::bigint * 7919, 1000) < {upto} THEN '{status}'")
     return "CASE " + " ".join(parts) + " END"
 
 
@@ -268,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (20_000 if args.quick else 1_000_000)
     big_steps = args.big_steps or (100 if args.quick else 1000)
     data = Path(args.data_dir) / f"{runs}x{args.steps_per_run}+{big_steps}"
-    if args.reseed and data.exists():
+    fresh = args.reseed or not (data / "seeded").exists()  # written once a seed completed
+    if (args.reseed or fresh) and data.exists():
         shutil.rmtree(data)
-    fresh = not (data / "postgres" / "PG_VERSION").exists()
     pg, nats_server = PostgresServer(data / "postgres"), NatsServer(data / "nats")
     pg.start()
     nats_server.start()
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if fresh:
             print(f"seeding {runs:,} runs x {args.steps_per_run} steps ...", flush=True)
             result["seed_seconds"] = seed(pg.url, runs, args.steps_per_run, big_steps)
+            (data / "seeded").write_text(json.dumps(result["seed_seconds"]))
             print(f"seeded: {result['seed_seconds']}", flush=True)
         with psycopg.connect(pg.url) as conn:
             counts = conn.execute(
