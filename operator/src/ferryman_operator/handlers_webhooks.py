@@ -5,7 +5,7 @@ this handler is what puts a ``Webhook`` resource there. The transform is compile
 with the same parser the gateway and ``fm.webhook`` use: the API server's own validation
 (the CRD's rules) checks the structure but cannot compile a CEL program held in a
 string, so a bad transform shows as ``Ready=False`` (``InvalidSpec``, the compiler's
-message) and a Warning event within a second of ``kubectl apply``, and the gateway keeps
+message) and a Warning event as soon as it is applied, and the gateway keeps
 the last valid version. The timer copies the gateway's last delivery and last error
 into the status and puts back a spec that went missing from JetStream.
 """
