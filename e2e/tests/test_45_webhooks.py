@@ -157,6 +157,24 @@ def test_a_transform_that_does_not_compile_is_reported_and_the_last_good_one_kep
     assert condition(obj, "Ready")["status"] == "True"
 
 
+def test_a_name_taken_in_another_namespace_is_not_served_twice(cluster: Kube, gateway: str) -> None:
+    other = "e2e-webhooks-other"
+    if not cluster.exists("namespace", other):
+        cluster.kubectl("create", "namespace", other)
+    cluster.kubectl("-n", other, "apply", "-f", "-", input=webhook('{"name": "other/x"}'))
+
+    def reported() -> dict[str, Any] | None:
+        obj = cluster.get("-n", other, "webhook", NAME)
+        return obj if condition(obj, "Ready").get("reason") == "NameTaken" else None
+
+    obj = wait_for("NameTaken", reported, timeout=60)
+    assert f"k8s:{NAMESPACE}/{NAME}" in condition(obj, "Ready")["message"]
+    assert deliver(gateway, "d-5")[1]["ids"] == ["d-5"]  # still the first one's transform
+    cluster.kubectl("-n", other, "delete", "webhook", NAME, "--timeout=60s")
+    assert deliver(gateway, "d-6")[0] == 200  # deleting the loser leaves the owner's
+    cluster.kubectl("delete", "namespace", other, "--wait=false")
+
+
 def test_deleting_the_webhook_stops_the_endpoint(cluster: Kube, gateway: str) -> None:
     cluster.kubectl("-n", NAMESPACE, "delete", "webhook", NAME, "--timeout=60s")
     wait_for("the endpoint to go", lambda: deliver(gateway, "d-4")[0] == 404, timeout=30)
