@@ -65,7 +65,8 @@ async def reconcile(
         raise kopf.PermanentError(str(error)) from error
     owner = owner_of(namespace, name)
     try:
-        stored = await registry.put_webhook(memo.js, name, parsed.to_spec(), owner)
+        replicas = memo.settings.stream_replicas
+        stored = await registry.put_webhook(memo.js, name, parsed.to_spec(), owner, replicas)
         holder = None if stored else await registry.webhook_owner(memo.js, name)
         seen = await registry.get_status(memo.js, name)
     except Exception as error:
