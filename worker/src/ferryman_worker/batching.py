@@ -18,15 +18,16 @@ BATCH_MAX = 500
 
 _WRITE = """
 INSERT INTO steps (run_id, step_id, name, position, op, status, output, attempts, parallel,
-                   ended_at)
+                   ended_at, started_at, attempt_started_at)
 SELECT v.run, v.step, v.name, v.pos, v.op, 'COMPLETED', v.output::jsonb, v.attempts,
-       v.parallel, now()
+       v.parallel, now(), v.started, v.started
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[],
-            %s::bool[], %s::bigint[])
-     AS v(run, step, name, pos, op, output, attempts, parallel, token)
+            %s::bool[], %s::bigint[], %s::timestamptz[])
+     AS v(run, step, name, pos, op, output, attempts, parallel, token, started)
 WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = v.run AND r.lease_token = v.token)
 ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'COMPLETED', output = EXCLUDED.output,
-    error = NULL, attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at
+    error = NULL, attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at,
+    attempt_started_at = EXCLUDED.attempt_started_at
 WHERE steps.status NOT IN ('COMPLETED', 'FAILED')
 RETURNING run_id, step_id, (SELECT status FROM runs WHERE id = steps.run_id)
 """
@@ -117,7 +118,10 @@ class CompletedSteps(GroupCommit):
         return (params["run"], params["step"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        columns = ("run", "step", "name", "pos", "op", "output", "attempts", "parallel", "token")
+        columns = (
+            "run", "step", "name", "pos", "op", "output", "attempts", "parallel", "token",
+            "started",
+        )  # fmt: skip
         arrays = [[p[c] for p in batch] for c in columns]
         async with self.pool.connection() as conn:
             cur = await conn.execute(_WRITE, arrays)
@@ -174,7 +178,8 @@ SELECT l.id, l.function_id, l.lease_token, l.attempt, l.event_ids, l.status,
                 s.error, s.attempts, s.wake_at, s.parallel, s.name) ORDER BY s.position),
             '[]'::json)
      FROM steps s WHERE s.run_id = l.id),
-    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts)), '[]'::json)
+    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts, e."user")),
+            '[]'::json)
      FROM events e WHERE e.id = ANY(l.event_ids)),
     (SELECT coalesce(array_agg(w.step_id), '{}') FROM woken w WHERE w.run_id = l.id)
 FROM l

@@ -74,7 +74,7 @@ FROM waits WHERE resolved_at IS NULL
 """
 
 _RECENT_EVENTS = """
-SELECT name, data, id, ts, received_at FROM events
+SELECT name, data, id, ts, received_at, "user" FROM events
 WHERE received_at > %s AND name = ANY(%s) ORDER BY received_at LIMIT %s
 """
 
@@ -230,7 +230,14 @@ class Matcher:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(_RECENT_EVENTS, (since, list(self.paths), SWEEP_BATCH))
                 rows = await cur.fetchall()
-            events = [({"name": r[0], "data": r[1], "id": r[2], "ts": r[3]}, r[4]) for r in rows]
+            events = [
+                (
+                    {"name": r[0], "data": r[1], "id": r[2], "ts": r[3]}
+                    | ({"user": r[5]} if r[5] is not None else {}),
+                    r[4],
+                )
+                for r in rows
+            ]
             resolved += await self.match(events)
             if rows:
                 since = rows[-1][4]

@@ -383,11 +383,11 @@ class Worker:
         try:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT id, name, data, ts FROM events WHERE id = ANY(%s)",
+                    'SELECT id, name, data, ts, "user" FROM events WHERE id = ANY(%s)',
                     ([event_id for _, _, event_id in jobs],),
                 )
                 stored = {
-                    row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3])
+                    row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3], user=row[4])
                     for row in await cur.fetchall()
                 }
         except Exception:

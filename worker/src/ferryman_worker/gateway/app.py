@@ -35,8 +35,10 @@ from ferryman_worker import metrics, queries
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
-from ferryman_worker.gateway import limits
+from ferryman_worker.gateway import console, limits
+from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.runs_api import RunsApi
 from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
@@ -145,6 +147,7 @@ class Gateway:
                 before=_time(q.get("before"), "before"),
                 limit=limit,
                 cursor=limits.text(q.get("cursor"), "cursor", max_length=2048),
+                event_id=limits.text(q.get("event_id"), "event_id"),
             )
         except ValueError as exc:
             return error(400, str(exc))
@@ -274,11 +277,15 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         yield
         await gateway.close()
 
+    functions_api, runs_api = FunctionsApi(gateway), RunsApi(gateway)
     routes: list[Any] = [
         Route("/e/{event_key}", gateway.send_events, methods=["POST"]),
         Route("/v1/events", gateway.list_events),
         Route("/v1/events/{event_id:path}/runs", gateway.event_runs),
+        Route("/v1/functions", functions_api.list),
+        Route("/v1/functions/{function_id}", functions_api.get),
         Route("/v1/runs", gateway.list_runs),
+        Route("/v1/runs/count", runs_api.count),
         Route("/v1/runs/{action:str}", gateway.bulk, methods=["POST"]),
         Route("/v1/runs/{run_id}", gateway.get_run),
         Route("/v1/runs/{run_id}/cancel", gateway.cancel_run, methods=["POST"]),
@@ -287,6 +294,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/ready", gateway.ready),
         Route("/metrics", metrics_endpoint(worker_metrics)),
         *webhook_routes(gateway),
+        *console.routes(),
     ]
     return Starlette(
         routes=routes,
