@@ -7,6 +7,9 @@ refused by the API server (e2e/invalid/17-19); deleting the resource stops the e
 
 from __future__ import annotations
 
+# embedded.die_with_parent imports ctypes in the child after it has switched to the
+# PostgreSQL user, who cannot read a Python installed under /root: import it here first.
+import ctypes  # noqa: F401
 import hashlib
 import hmac
 import json
