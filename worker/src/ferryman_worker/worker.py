@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from ferryman_worker.executing import Advancer
 from ferryman_worker.ids import new_id
 from ferryman_worker.matching import Matcher
 from ferryman_worker.migrating import migrate
+from ferryman_worker.outages import CHECKPOINTS_DOWN, report_failure
 from ferryman_worker.repairing import repair_loop
 from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
@@ -75,6 +77,8 @@ class Worker:
             self.functions.update(app.functions)
         if not self.functions:
             raise ValueError("no functions to host: the module defines no @fm.function")
+        for function_id in self.functions:
+            metrics.hosting(function_id)
         self.owner = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = asyncio.Event()
         # New runs and resumed runs (timers, work jobs) take slots from separate pools, so
@@ -268,8 +272,9 @@ class Worker:
                 function_id=function_id,
             )
             await settle(msg, result.done, result.retry_in)
-        except Exception:
-            log.exception("advancing run %s failed; it will be redelivered", run_id)
+            CHECKPOINTS_DOWN.ok()
+        except Exception as exc:
+            report_failure(exc, "advancing run %s failed; it will be redelivered", run_id)
             await settle(msg, False, 1.0)
         finally:
             await slots.give()
@@ -317,8 +322,8 @@ class Worker:
             created = await self.runs.create(
                 [r for _, r, _ in new_runs], self.owner, self.settings.lease_seconds
             )
-        except Exception:
-            log.exception("could not create runs; events will be redelivered")
+        except Exception as exc:
+            report_failure(exc, "could not create runs; events will be redelivered")
             for msg, _, _ in new_runs:
                 await settle(msg, False, 1.0)
                 await slots.give()
@@ -390,8 +395,8 @@ class Worker:
                     row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3], user=row[4])
                     for row in await cur.fetchall()
                 }
-        except Exception:
-            log.exception("could not load stored events; their jobs will be redelivered")
+        except Exception as exc:
+            report_failure(exc, "could not load stored events; their jobs will be redelivered")
             for msg, _, _ in jobs:
                 await settle(msg, False, 1.0)
                 await self.resume_slots.give()
@@ -415,6 +420,9 @@ class Worker:
             try:
                 body = jsonutil.loads(msg.data)
                 run_id, timer_id = body["run_id"], body["timer_id"]
+                if "fire_at" in body:
+                    late = max(0.0, time.time() - float(body["fire_at"]))
+                    metrics.TIMER_LATENESS.labels(fn.id).observe(late)
             except Exception:
                 await settle(msg, True)
                 await self.resume_slots.give()
@@ -435,8 +443,8 @@ class Worker:
                 )
                 return
             await settle(msg, True)
-        except Exception:
-            log.exception("cron tick for %s failed; redelivering", fn.id)
+        except Exception as exc:
+            report_failure(exc, "cron tick for %s failed; redelivering", fn.id)
             await settle(msg, False, 1.0)
         await self.resume_slots.give()
 

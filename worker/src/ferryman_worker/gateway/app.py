@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,7 @@ from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
 from ferryman_worker.gateway import console, limits
+from ferryman_worker.gateway.engine_gauges import EngineGauges
 from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
 from ferryman_worker.gateway.runs_api import RunsApi
@@ -85,8 +87,16 @@ class Gateway:
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js, self.nc)
+        self.gauges = EngineGauges(self.settings.database_url)
+        metrics.GATEWAY.register(self.gauges)
+        self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
+        self.gauges_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.gauges_task
+        await self.gauges.close()
+        metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
