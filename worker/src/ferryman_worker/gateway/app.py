@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -44,6 +45,7 @@ from ferryman_worker.gateway.auth import (
     needs,
     public,
 )
+from ferryman_worker.gateway.engine_gauges import EngineGauges
 from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
 from ferryman_worker.gateway.runs_api import RunsApi
@@ -95,8 +97,16 @@ class Gateway:
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js, self.nc)
+        self.gauges = EngineGauges(self.settings.database_url)
+        metrics.GATEWAY.register(self.gauges)
+        self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
+        self.gauges_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.gauges_task
+        await self.gauges.close()
+        metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
