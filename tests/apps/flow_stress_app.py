@@ -20,7 +20,7 @@ async def keyed(ctx: ferryman.Context) -> str:
     async def body() -> str:
         org = ctx.event.data["org"]
         services.record("start", fn="stress", run=ctx.run_id, key=org)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)
         services.record("end", fn="stress", run=ctx.run_id, key=org)
         return "done"
 
