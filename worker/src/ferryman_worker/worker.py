@@ -109,6 +109,7 @@ class Worker:
         )
         self.gate = Gate(self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds)
         self.advancer.gate = self.gate
+        self.arrivals = asyncio.Semaphore(8)  # admission transactions at once, per worker
         declared = await self._register()
         if s.manage_topology:
             await ensure_streams(self.js)
@@ -329,10 +330,15 @@ class Worker:
         self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots
     ) -> None:
         """Events of a function with flow control go through the admission stage, each in
-        its own transaction, concurrently (locks per key keep the decisions consistent)."""
+        its own transaction, a few at a time (locks per key keep the decisions consistent;
+        the bound leaves pool connections for the runs being advanced)."""
         await asyncio.gather(*(self._admit_event(fn, msg, event, slots) for msg, event in items))
 
     async def _admit_event(self, fn: Function, msg: Msg, event: Event, slots: Slots) -> None:
+        async with self.arrivals:
+            await self._admit_one(fn, msg, event, slots)
+
+    async def _admit_one(self, fn: Function, msg: Msg, event: Event, slots: Slots) -> None:
         if not fn.accepts(event):
             metrics.RUNS_SKIPPED.labels(fn.id, "filtered").inc()
             await settle(msg, True)
