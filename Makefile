@@ -33,10 +33,13 @@ test: install lint ## lint, then every unit and integration test (starts real Po
 e2e: install ## end to end on a real Kubernetes control plane built from source (cached)
 	bash e2e/run.sh
 
+e2e-kind: install ## end to end with real pods: a one-node cluster on this host (root; see e2e/README.md)
+	bash e2e/pods/run.sh
+
 bench: install ## benchmarks, side by side with DBOS Transact on the same PostgreSQL
 	$(PY) -m bench
 
 clean: ## remove local data and caches (not the venv)
 	rm -rf .ferryman .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install dev lint test e2e bench clean
+.PHONY: help install dev lint test e2e e2e-kind bench clean

@@ -12,6 +12,13 @@ worker and waits up to 24 hours — or ``"paymentTimeout"`` from the event data 
 
     {"name": "payment.completed", "data": {"bookingId": "b-1", "paymentId": "pay-9"}}
 
+The payment provider need not know Ferryman's event API: Stripe posts its own events to
+``POST /webhooks/stripe-payments``, signed with ``STRIPE_WEBHOOK_SECRET`` (the gateway's
+environment), and the webhook below turns a ``payment_intent.succeeded`` whose
+``metadata.bookingId`` names the booking into that ``payment.completed`` (Stripe's event id
+is the event id, so a redelivery is one event). Other Stripe events are accepted and make
+no event.
+
 Only a ``payment.completed`` sent after the wait began, with the same ``bookingId``,
 counts. Side effects (see :mod:`examples.services`), once each:
 
@@ -37,8 +44,20 @@ from pydantic.alias_generators import to_camel
 
 import ferryman
 from examples import services
+from ferryman import webhooks
 
 fm = ferryman.Ferryman(app_id="await-payment")
+
+stripe_payments = fm.webhook(
+    name="stripe-payments",
+    transform="""
+        body.type == "payment_intent.succeeded" && has(body.data.object.metadata.bookingId)
+        ? {"name": "payment.completed", "id": body.id,
+           "data": {"bookingId": body.data.object.metadata.bookingId,
+                    "paymentId": body.data.object.id}}
+        : []""",
+    verify=webhooks.stripe(secret_env="STRIPE_WEBHOOK_SECRET"),
+)
 
 DEFAULT_TIMEOUT = "24h"
 

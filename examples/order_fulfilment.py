@@ -18,6 +18,15 @@ event data (``"2s"``, ``30``) — for the warehouse's label::
 
     {"name": "shipping/label-created", "data": {"orderId": "o-1", "trackingNumber": "TN-1"}}
 
+The shipping provider posts its own callback to ``POST /webhooks/shipping-labels``::
+
+    {"event": "label.created",
+     "label": {"id": "lbl_1", "reference": "o-1", "trackingNumber": "TN-1"}}
+
+signed with ``X-Carrier-Signature: sha256=<hex HMAC-SHA256 of the body>`` under
+``CARRIER_WEBHOOK_SECRET``; the webhook below makes that label event of it (its label id
+is the event id: a redelivery is one event). Other callbacks make no event.
+
 Only a label sent after the wait began, for the same ``orderId``, counts. Then:
 
 - shipped: ``db.orders.put`` with ``status: "shipped"`` and the ``trackingNumber``, and an
@@ -37,8 +46,22 @@ from pydantic.alias_generators import to_camel
 
 import ferryman
 from examples import services
+from ferryman import webhooks
 
 fm = ferryman.Ferryman(app_id="order-fulfilment")
+
+shipping_labels = fm.webhook(
+    name="shipping-labels",
+    transform="""
+        body.event == "label.created"
+        ? {"name": "shipping/label-created", "id": "label-" + body.label.id,
+           "data": {"orderId": body.label.reference,
+                    "trackingNumber": body.label.trackingNumber}}
+        : []""",
+    verify=webhooks.hmac_sha256(
+        header="X-Carrier-Signature", prefix="sha256=", secret_env="CARRIER_WEBHOOK_SECRET"
+    ),
+)
 
 DEFAULT_TIMEOUT = "7 days"
 

@@ -44,3 +44,24 @@ def test_an_invalid_function_id_says_what_an_id_looks_like_not_a_regex(bad: str)
     assert "pattern" not in message
     assert "[a-z0-9]" not in message
     assert "Value error" not in message
+
+
+async def test_fm_send_still_works_after_an_invoke_in_the_test_runtime() -> None:
+    from ferryman.testing import run_function
+
+    app = ferryman.Ferryman(app_id="sendafter")
+
+    @app.function(id="child", trigger=ferryman.on_event("c"))
+    async def child(ctx: ferryman.Context) -> int:
+        return 2
+
+    @app.function(id="parent", trigger=ferryman.on_event("p"))
+    async def parent(ctx: ferryman.Context) -> str:
+        await ctx.step.invoke("call", function=child)
+        ids = await app.send(ferryman.Event(name="after.invoke", data={}))
+        return f"sent {len(ids)}"
+
+    result = await run_function(
+        parent, {"name": "p", "data": {}}, functions={"sendafter-child": child}
+    )
+    assert result.output == "sent 1", result.error

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from examples import scheduled_jobs, video_processing
+from examples import await_payment, scheduled_jobs, video_processing
 from ferryman_worker.drift import compare
 from ferryman_worker.manifests import manifests
 
@@ -100,3 +100,13 @@ def test_a_worker_names_every_disagreement() -> None:
     assert "scheduled-jobs-gone names pool scheduled-jobs but module" in text
     assert "ferryman manifests -m examples.scheduled_jobs" in text
     assert len(warnings) == 4
+
+
+def test_webhooks_in_code_become_webhook_resources() -> None:
+    docs = manifests([await_payment.fm], await_payment, None, None)
+    [hook] = [d for d in docs if d["kind"] == "Webhook"]
+    assert hook["metadata"] == {"name": "stripe-payments"}
+    assert hook["spec"]["verification"] == {
+        "type": "stripe", "secretEnv": "STRIPE_WEBHOOK_SECRET", "tolerance": "5m",
+    }  # fmt: skip
+    assert "payment.completed" in hook["spec"]["transform"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ferryman._events import Event
@@ -42,6 +42,9 @@ class NewStep:
     parallel: bool
     attempt: int  # zero-based attempt number of this execution
     extra: dict[str, Any] = field(default_factory=dict)
+    # The engine builds a NewStep just before it executes the step, so this is the
+    # attempt's real start (the console's timeline needs it; the end is the write).
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -125,3 +128,8 @@ def current_sender() -> Sender | None:
 
 def set_sender(sender: Sender | None) -> contextvars.Token[Sender | None]:
     return _current_sender.set(sender)
+
+
+def reset_sender(token: contextvars.Token[Sender | None]) -> None:
+    """Put back the sender that ``set_sender`` replaced."""
+    _current_sender.reset(token)

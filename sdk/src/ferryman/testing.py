@@ -26,7 +26,7 @@ from ferryman._engine import Execution, Outcome
 from ferryman._events import Event, coerce_events, value_at
 from ferryman._expressions import Expression
 from ferryman._function import Function
-from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec, set_sender
+from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec, reset_sender, set_sender
 from ferryman.errors import NonRetriableError, describe
 
 __all__ = ["FlowResult", "InMemoryRuntime", "TestResult", "run_events", "run_function"]
@@ -246,8 +246,9 @@ async def run_function(
                 runtime.timers.remove(min(runtime.timers))
         raise RuntimeError(f"run did not finish in {max_passes} passes")
     finally:
-        set_sender(None)
-        del token
+        # Restore, not clear: an invoked child's run_function must leave its parent's
+        # sender in place, or the parent's next fm.send finds none.
+        reset_sender(token)
 
 
 @dataclass

@@ -10,23 +10,27 @@ written, and its writer is told so.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import metrics
 
 BATCH_MAX = 500
 
 _WRITE = """
 INSERT INTO steps (run_id, step_id, name, position, op, status, output, attempts, parallel,
-                   ended_at)
+                   ended_at, started_at, attempt_started_at)
 SELECT v.run, v.step, v.name, v.pos, v.op, 'COMPLETED', v.output::jsonb, v.attempts,
-       v.parallel, now()
+       v.parallel, now(), v.started, v.started
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[],
-            %s::bool[], %s::bigint[])
-     AS v(run, step, name, pos, op, output, attempts, parallel, token)
+            %s::bool[], %s::bigint[], %s::timestamptz[])
+     AS v(run, step, name, pos, op, output, attempts, parallel, token, started)
 WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = v.run AND r.lease_token = v.token)
 ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'COMPLETED', output = EXCLUDED.output,
-    error = NULL, attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at
+    error = NULL, attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at,
+    attempt_started_at = EXCLUDED.attempt_started_at
 WHERE steps.status NOT IN ('COMPLETED', 'FAILED')
 RETURNING run_id, step_id, (SELECT status FROM runs WHERE id = steps.run_id)
 """
@@ -64,6 +68,8 @@ Key = tuple[str, str]
 class GroupCommit:
     """Queue writes and flush them in batches; each writer awaits its own result."""
 
+    kind = "writes"  # the ``kind`` label of the checkpoint metrics
+
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
         self._queue: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
@@ -95,8 +101,11 @@ class GroupCommit:
                     seen.add(key)
                     batch.append(item)
             self._queue = later
+            started = time.perf_counter()
             try:
                 written = await self._write([p for p, _ in batch])
+                metrics.CHECKPOINT_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
+                metrics.CHECKPOINT_BATCH.labels(self.kind).observe(len(batch))
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
@@ -113,11 +122,16 @@ class CompletedSteps(GroupCommit):
     """Completed steps; a writer gets the run's status, or None when the row was not
     written (lease lost, or the step was already stored)."""
 
+    kind = "steps"
+
     def _key(self, params: dict[str, Any]) -> Key:
         return (params["run"], params["step"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        columns = ("run", "step", "name", "pos", "op", "output", "attempts", "parallel", "token")
+        columns = (
+            "run", "step", "name", "pos", "op", "output", "attempts", "parallel", "token",
+            "started",
+        )  # fmt: skip
         arrays = [[p[c] for p in batch] for c in columns]
         async with self.pool.connection() as conn:
             cur = await conn.execute(_WRITE, arrays)
@@ -127,6 +141,8 @@ class CompletedSteps(GroupCommit):
 class Releases(GroupCommit):
     """Runs letting go of their lease (with the sleeps they start); a writer gets True
     when its run was still its own to release."""
+
+    kind = "releases"
 
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["run"])
@@ -174,7 +190,8 @@ SELECT l.id, l.function_id, l.lease_token, l.attempt, l.event_ids, l.status,
                 s.error, s.attempts, s.wake_at, s.parallel, s.name) ORDER BY s.position),
             '[]'::json)
      FROM steps s WHERE s.run_id = l.id),
-    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts)), '[]'::json)
+    (SELECT coalesce(json_agg(json_build_array(e.id, e.name, e.data, e.ts, e."user")),
+            '[]'::json)
      FROM events e WHERE e.id = ANY(l.event_ids)),
     (SELECT coalesce(array_agg(w.step_id), '{}') FROM woken w WHERE w.run_id = l.id)
 FROM l
@@ -184,6 +201,8 @@ FROM l
 class Leases(GroupCommit):
     """Runs being resumed: lease, fire the timer, wake due sleeps and load history and
     events, for many runs in one statement; a writer gets its run's row, or None."""
+
+    kind = "leases"
 
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["run"])
@@ -218,6 +237,8 @@ ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id RETURNING id, received_at
 class Finishes(GroupCommit):
     """Runs ending, with their internal events, many in one statement; a writer gets
     when each of its events was received, or None when the run was not its to end."""
+
+    kind = "finishes"
 
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["run"])

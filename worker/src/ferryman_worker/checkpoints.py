@@ -12,20 +12,29 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats.errors
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import TypeAdapter
 
 from ferryman import Event
+from ferryman._config import Cancel
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
 from ferryman_worker import jsonutil
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.ids import new_id
-from ferryman_worker.runs import LeaseLost, RunCancelled, StoreUnavailable
+from ferryman_worker.runs import (
+    LeaseLost,
+    NewRun,
+    RunCancelled,
+    StoreUnavailable,
+    insert_cancel_waits,
+)
+from ferryman_worker.triggering import cancel_waits_of, key_of
 
 INVOKED_EVENT = "ferryman/function.invoked"
 FINISHED_EVENT = "ferryman/function.finished"
@@ -34,14 +43,15 @@ _FENCE = "EXISTS (SELECT 1 FROM runs WHERE id = %(run)s AND lease_token = %(toke
 
 _UPSERT = (
     "INSERT INTO steps (run_id, step_id, name, position, op, status, output, error, attempts,"
-    " parallel, wake_at, ended_at) "
+    " parallel, wake_at, ended_at, started_at, attempt_started_at) "
     "SELECT %(run)s, %(step)s, %(name)s, %(pos)s, %(op)s, %(status)s, %(output)s::jsonb,"
     " %(error)s::jsonb, %(attempts)s, %(parallel)s, %(wake)s,"
-    " CASE WHEN %(status)s IN ('COMPLETED','FAILED') THEN now() END "
+    " CASE WHEN %(status)s IN ('COMPLETED','FAILED') THEN now() END, %(started)s, %(started)s "
     f"WHERE {_FENCE} "
     "ON CONFLICT (run_id, step_id) DO UPDATE SET status = EXCLUDED.status,"
     " output = EXCLUDED.output, error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
-    " wake_at = EXCLUDED.wake_at, ended_at = EXCLUDED.ended_at "
+    " wake_at = EXCLUDED.wake_at, ended_at = EXCLUDED.ended_at,"
+    " attempt_started_at = EXCLUDED.attempt_started_at "
     "WHERE steps.status NOT IN ('COMPLETED','FAILED') "
     "RETURNING (SELECT status FROM runs WHERE id = %(run)s)"
 )
@@ -95,6 +105,7 @@ class RunCheckpoints:
             "pos": step.position, "op": step.op, "status": status, "parallel": step.parallel,
             "output": values.get("output"), "error": values.get("error"),
             "attempts": step.attempt + 1, "wake": values.get("wake"),
+            "started": step.started_at,
         }  # fmt: skip
 
     async def _write(self, conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
@@ -134,7 +145,7 @@ class RunCheckpoints:
         timer_id = f"retry-{step.id}-{step.attempt + 1}"
         async with _guard(), self.pool.connection() as conn, conn.transaction():
             await self._write(conn, self._params(step, "RETRYING", error=jsonutil.dumps(error)))
-            await self._attempt(conn, step, error)
+            await self._attempt(conn, step, error, at)
             await self._timer(conn, timer_id, at)
 
     async def sleep_step(self, step: NewStep, until: datetime) -> None:
@@ -179,12 +190,16 @@ class RunCheckpoints:
         return ids
 
     async def _attempt(
-        self, conn: AsyncConnection[Any], step: NewStep, error: dict[str, Any]
+        self,
+        conn: AsyncConnection[Any],
+        step: NewStep,
+        error: dict[str, Any],
+        retry_at: datetime | None = None,
     ) -> None:
         await conn.execute(
-            "INSERT INTO step_attempts (run_id, step_id, attempt, error) "
-            "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
-            (self.run_id, step.id, step.attempt, jsonutil.dumps(error)),
+            "INSERT INTO step_attempts (run_id, step_id, attempt, error, started_at, retry_at) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
+            (self.run_id, step.id, step.attempt, jsonutil.dumps(error), step.started_at, retry_at),
         )
 
     async def _timer(self, conn: AsyncConnection[Any], timer_id: str, at: datetime) -> None:
@@ -236,13 +251,24 @@ class RunCheckpoints:
                 "function_id": function_id,
             },
         }
+        cancels: list[dict[str, Any]] = []
         async with _guard(), self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("SELECT 1 FROM functions WHERE id = %s", (function_id,))
-            if await cur.fetchone() is None:
+            cur = await conn.execute("SELECT config FROM functions WHERE id = %s", (function_id,))
+            found = await cur.fetchone()
+            if found is None:
                 raise NonRetriableError(
                     f"step {step.id!r} invokes {function_id!r}, which no worker has registered; "
                     "check the id (it is '<app_id>-<function id>')"
                 )
+            # The child is started as its trigger would start it: keyed by its idempotency
+            # expression and armed with its cancel_on waits (its config is in the table:
+            # it may be hosted by another worker).
+            stored = found[0]
+            event = Event(name=INVOKED_EVENT, data=payload, id=child_event)
+            key = key_of(function_id, stored.get("idempotency"), event)
+            cancels = cancel_waits_of(
+                [_stored_cancel(c) for c in stored.get("cancel_on", [])], event
+            )
             await self._write(conn, self._params(step, "WAITING", wake=timeout_at))
             await conn.execute(
                 "INSERT INTO events (id, name, data, ts) VALUES (%s, %s, %s::jsonb, "
@@ -251,9 +277,11 @@ class RunCheckpoints:
             )
             cur = await conn.execute(
                 "INSERT INTO run_keys (function_id, key, run_id, expires_at) "
-                "VALUES (%s, %s, %s, now() + interval '24 hours') ON CONFLICT DO NOTHING "
-                "RETURNING run_id",
-                (function_id, child_event, child_run),
+                "VALUES (%s, %s, %s, now() + interval '24 hours') "
+                "ON CONFLICT (function_id, key) DO UPDATE "
+                "SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at "
+                "WHERE run_keys.expires_at < now() RETURNING run_id",
+                (function_id, key, child_run),
             )
             if await cur.fetchone() is not None:
                 await conn.execute(
@@ -261,12 +289,16 @@ class RunCheckpoints:
                     "VALUES (%s, %s, %s, %s, 'QUEUED')",
                     (child_run, function_id, child_event, [child_event]),
                 )
+                await insert_cancel_waits(
+                    conn, [NewRun(child_run, function_id, key, [child_event], cancels=cancels)]
+                )
             else:
                 cur = await conn.execute(
                     "SELECT run_id FROM run_keys WHERE function_id = %s AND key = %s",
-                    (function_id, child_event),
+                    (function_id, key),
                 )
                 child_run = (await cur.fetchone() or [child_run])[0]
+                cancels = []
             await self._insert_wait(
                 conn,
                 step.id,
@@ -280,7 +312,10 @@ class RunCheckpoints:
             )
             if timeout_at is not None:
                 await self._timer(conn, f"wait-{step.id}", timeout_at)
-        await self.sender.announce_waits([(FINISHED_EVENT, "run_id")])
+        await self.sender.announce_waits(
+            [(FINISHED_EVENT, "run_id")]
+            + [(c["event"], ".".join(c["path"] or [])) for c in cancels]
+        )
         self._stop_if_cancelled()
         self.jobs.append((function_id, child_run))
         self.waiting = True
@@ -355,3 +390,11 @@ class RunCheckpoints:
         """A timer for the run itself (function-level retry)."""
         async with self.pool.connection() as conn:
             await self._timer(conn, timer_id, at)
+
+
+def _stored_cancel(stored: dict[str, Any]) -> Cancel:
+    """A ``cancel_on`` entry as the functions table keeps it (timeouts as ISO 8601)."""
+    timeout = stored.get("timeout")
+    return Cancel.model_validate(
+        {**stored, "timeout": TypeAdapter(timedelta).validate_python(timeout) if timeout else None}
+    )

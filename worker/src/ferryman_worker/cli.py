@@ -385,14 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere: `ferryman dev --debug -m app` too
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
-    logging.basicConfig(
-        level=logging.INFO
-        if args.verbose or args.command in ("worker", "dev")
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("nats").setLevel(logging.ERROR)
+    from ferryman_worker import logs
+
+    try:
+        logs.configure(
+            os.environ.get("FERRYMAN_LOG_FORMAT", "console"),
+            level=logging.INFO
+            if args.verbose or args.command in ("worker", "dev")
+            else logging.WARNING,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

@@ -177,7 +177,7 @@ async def _serve(module: str, port: int, data_dir: Path, reload: bool) -> int:
         tasks = [asyncio.create_task(supervisor.run(stop))]
         if reload:
             tasks.append(asyncio.create_task(_watch(worker, supervisor, Path.cwd(), stop)))
-        _say(f"gateway on http://127.0.0.1:{port}  (runs: /v1/runs, metrics: /metrics)")
+        _say(f"console on http://127.0.0.1:{port}/  (REST API: /v1/runs, metrics: /metrics)")
         _say(
             f"send an event:  ferryman send <event-name> --data '{{}}'   "
             f"or POST http://127.0.0.1:{port}/e/dev"

@@ -89,8 +89,8 @@ def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
 
 
 _STORE = (
-    "INSERT INTO events (id, name, data, ts) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[]) "
+    'INSERT INTO events (id, name, data, ts, "user") '
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[], %s::jsonb[]) "
     # A no-op update, so RETURNING also reports the events we already had.
     "ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id "
     "RETURNING id, received_at"
@@ -109,6 +109,7 @@ async def _insert(pool: AsyncConnectionPool, events: list[Event]) -> dict[str, d
                 [e.name for e in events],
                 [jsonutil.dumps(e.data) for e in events],
                 [e.ts for e in events],
+                [None if e.user is None else jsonutil.dumps(e.user) for e in events],
             ),
         )
         return {row[0]: row[1] for row in await cur.fetchall()}
@@ -117,6 +118,8 @@ async def _insert(pool: AsyncConnectionPool, events: list[Event]) -> dict[str, d
 class _StoredEvents(GroupCommit):
     """Events of concurrent requests stored in one statement and one fsync: a lone
     request pays no extra latency, 64 clients pay one round trip for all of them."""
+
+    kind = "events"
 
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["event"].id)

@@ -95,8 +95,8 @@ def function_spec(fn: Function, module_name: str, code: str, pool: str) -> dict[
 def manifests(
     apps: list[Ferryman], module: types.ModuleType, pool: str | None, image: str | None
 ) -> list[dict[str, Any]]:
-    """The resources for ``apps``: a WorkerPool when an image is given, and a
-    DurableFunction per function."""
+    """The resources for ``apps``: a WorkerPool when an image is given, a
+    DurableFunction per function and a Webhook per ``fm.webhook``."""
     docs: list[dict[str, Any]] = []
     for app in apps:
         pool_name = pool or app.app_id
@@ -113,6 +113,11 @@ def manifests(
                 "metadata": {"name": fn.id},
                 "spec": function_spec(fn, module.__name__, code_name(fn, module, owners),
                                       pool_name),
+            })  # fmt: skip
+        for name, webhook in app.webhooks.items():
+            docs.append({
+                "apiVersion": API_VERSION, "kind": "Webhook",
+                "metadata": {"name": name}, "spec": webhook.to_spec(),
             })  # fmt: skip
     return docs
 

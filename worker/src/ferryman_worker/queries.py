@@ -9,6 +9,8 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from ferryman_worker import timelines
+
 STATUSES = ("QUEUED", "RUNNING", "SLEEPING", "WAITING", "COMPLETED", "FAILED", "CANCELLED")
 
 
@@ -36,22 +38,23 @@ async def get_run(pool: AsyncConnectionPool, run_id: str) -> dict[str, Any] | No
             return None
         await cur.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY position", (run_id,))
         steps = await cur.fetchall()
-    run = _run(row)
-    run["steps"] = [
-        {
-            "id": s["step_id"],
-            "name": s["name"],
-            "op": s["op"],
-            "status": s["status"],
-            "attempts": s["attempts"],
-            "output": s["output"],
-            "error": s["error"],
-            "wake_at": _iso(s["wake_at"]),
-            "started_at": _iso(s["started_at"]),
-            "ended_at": _iso(s["ended_at"]),
-        }
-        for s in steps
-    ]
+        run = _run(row)
+        run["steps"] = [
+            {
+                "id": s["step_id"],
+                "name": s["name"],
+                "op": s["op"],
+                "status": s["status"],
+                "attempts": s["attempts"],
+                "output": s["output"],
+                "error": s["error"],
+                "wake_at": _iso(s["wake_at"]),
+                "started_at": _iso(s["started_at"]),
+                "ended_at": _iso(s["ended_at"]),
+            }
+            for s in steps
+        ]
+        await timelines.enrich(cur, run, row, steps)
     return run
 
 
@@ -76,6 +79,7 @@ def run_filter(
     status: str | None = None,
     after: datetime | None = None,
     before: datetime | None = None,
+    event_id: str | None = None,
 ) -> tuple[str, list[Any]]:
     """A WHERE clause over ``runs`` from the filter every bulk operation takes."""
     where, params = ["true"], []  # type: tuple[list[str], list[Any]]
@@ -85,6 +89,7 @@ def run_filter(
         ("status = %s", status),
         ("created_at >= %s", after),
         ("created_at < %s", before),
+        ("event_id = %s", event_id),  # the (first) triggering event: indexed
     ):
         if value is not None:
             where.append(clause)
@@ -101,11 +106,13 @@ async def list_runs(
     before: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    event_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of runs, newest first, and the cursor of the next page (None at the end)."""
     clause, params = run_filter(
-        function_id=function_id or None, status=status or None, after=after, before=before
-    )
+        function_id=function_id or None, status=status or None, after=after, before=before,
+        event_id=event_id or None,
+    )  # fmt: skip
     where = [clause]
     if cursor:
         stamp, run_id = decode_cursor(cursor)
@@ -161,13 +168,27 @@ async def list_events(
             )
         else:
             await cur.execute("SELECT * FROM events ORDER BY received_at DESC LIMIT %s", (limit,))
-        return [
+        events = [
             {
                 "id": r["id"],
                 "name": r["name"],
                 "data": r["data"],
                 "ts": r["ts"],
                 "received_at": _iso(r["received_at"]),
+                "runs": [],
             }
             for r in await cur.fetchall()
         ]
+        # The runs each event started (as its first trigger event), in one indexed query;
+        # GET /v1/events/{id}/runs has the full answer, batches and skips included.
+        await cur.execute(
+            "SELECT id, function_id, status, event_id FROM runs WHERE event_id = ANY(%s) "
+            "ORDER BY created_at",
+            ([e["id"] for e in events],),
+        )
+        by_event = {e["id"]: e for e in events}
+        for r in await cur.fetchall():
+            by_event[r["event_id"]]["runs"].append(
+                {"run_id": r["id"], "function_id": r["function_id"], "status": r["status"]}
+            )
+        return events

@@ -126,31 +126,7 @@ class RunStore:
         return results
 
     async def _insert_cancel_waits(self, conn: Any, runs: list[NewRun]) -> None:
-        rows = [
-            (f"{run.run_id}/cancel/{n}", run, c) for run in runs for n, c in enumerate(run.cancels)
-        ]
-        if not rows:
-            return
-        await conn.execute(
-            "INSERT INTO waits (id, kind, run_id, function_id, event_name, match_path, "
-            "match_value, expression, trigger_event, timeout_at) "
-            "SELECT id, 'cancel', r, f, e, "
-            "CASE WHEN p IS NULL THEN NULL ELSE string_to_array(p, '.') END, v, x, t, "
-            "now() + make_interval(secs => s) "
-            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-            "%s::jsonb[], %s::text[], %s::jsonb[], %s::float8[]) AS u(id, r, f, e, p, v, x, t, s)",
-            (
-                [w for w, _, _ in rows],
-                [run.run_id for _, run, _ in rows],
-                [run.function_id for _, run, _ in rows],
-                [c["event"] for _, _, c in rows],
-                [".".join(c["path"]) if c["path"] else None for _, _, c in rows],
-                [None if c["path"] is None else jsonutil.dumps(c["value"]) for _, _, c in rows],
-                [c["if"] for _, _, c in rows],
-                [jsonutil.dumps(c["trigger"]) for _, _, c in rows],
-                [c["timeout"] for _, _, c in rows],
-            ),
-        )
+        await insert_cancel_waits(conn, runs)
 
     async def lease_and_load(
         self, run_id: str, owner: str, seconds: float, timer_id: str | None = None
@@ -180,7 +156,7 @@ class RunStore:
             )
             for s in steps
         ]
-        by_id = {e[0]: Event(id=e[0], name=e[1], data=e[2], ts=e[3]) for e in events}
+        by_id = {e[0]: Event(id=e[0], name=e[1], data=e[2], ts=e[3], user=e[4]) for e in events}
         loaded = [by_id[i] for i in event_ids if i in by_id]
         return Lease(run_id, function_id, token, attempt, list(event_ids), status), history, loaded
 
@@ -279,3 +255,30 @@ class RunStore:
     async def touch(self, run_ids: list[str]) -> None:
         async with self.pool.connection() as conn:
             await conn.execute("UPDATE runs SET updated_at = now() WHERE id = ANY(%s)", (run_ids,))
+
+
+async def insert_cancel_waits(conn: Any, runs: list[NewRun]) -> None:
+    """The cancel_on waits new runs start with."""
+    rows = [(f"{run.run_id}/cancel/{n}", run, c) for run in runs for n, c in enumerate(run.cancels)]
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO waits (id, kind, run_id, function_id, event_name, match_path, "
+        "match_value, expression, trigger_event, timeout_at) "
+        "SELECT id, 'cancel', r, f, e, "
+        "CASE WHEN p IS NULL THEN NULL ELSE string_to_array(p, '.') END, v, x, t, "
+        "now() + make_interval(secs => s) "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+        "%s::jsonb[], %s::text[], %s::jsonb[], %s::float8[]) AS u(id, r, f, e, p, v, x, t, s)",
+        (
+            [w for w, _, _ in rows],
+            [run.run_id for _, run, _ in rows],
+            [run.function_id for _, run, _ in rows],
+            [c["event"] for _, _, c in rows],
+            [".".join(c["path"]) if c["path"] else None for _, _, c in rows],
+            [None if c["path"] is None else jsonutil.dumps(c["value"]) for _, _, c in rows],
+            [c["if"] for _, _, c in rows],
+            [jsonutil.dumps(c["trigger"]) for _, _, c in rows],
+            [c["timeout"] for _, _, c in rows],
+        ),
+    )

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 from collections.abc import AsyncIterator, Callable
@@ -35,8 +36,11 @@ from ferryman_worker import metrics, queries
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
-from ferryman_worker.gateway import limits
+from ferryman_worker.gateway import console, limits
+from ferryman_worker.gateway.engine_gauges import EngineGauges
+from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.runs_api import RunsApi
 from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
@@ -83,8 +87,16 @@ class Gateway:
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js, self.nc)
+        self.gauges = EngineGauges(self.settings.database_url)
+        metrics.GATEWAY.register(self.gauges)
+        self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
+        self.gauges_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.gauges_task
+        await self.gauges.close()
+        metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
@@ -145,6 +157,7 @@ class Gateway:
                 before=_time(q.get("before"), "before"),
                 limit=limit,
                 cursor=limits.text(q.get("cursor"), "cursor", max_length=2048),
+                event_id=limits.text(q.get("event_id"), "event_id"),
             )
         except ValueError as exc:
             return error(400, str(exc))
@@ -274,11 +287,15 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         yield
         await gateway.close()
 
+    functions_api, runs_api = FunctionsApi(gateway), RunsApi(gateway)
     routes: list[Any] = [
         Route("/e/{event_key}", gateway.send_events, methods=["POST"]),
         Route("/v1/events", gateway.list_events),
         Route("/v1/events/{event_id:path}/runs", gateway.event_runs),
+        Route("/v1/functions", functions_api.list),
+        Route("/v1/functions/{function_id}", functions_api.get),
         Route("/v1/runs", gateway.list_runs),
+        Route("/v1/runs/count", runs_api.count),
         Route("/v1/runs/{action:str}", gateway.bulk, methods=["POST"]),
         Route("/v1/runs/{run_id}", gateway.get_run),
         Route("/v1/runs/{run_id}/cancel", gateway.cancel_run, methods=["POST"]),
@@ -287,6 +304,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/ready", gateway.ready),
         Route("/metrics", metrics_endpoint(worker_metrics)),
         *webhook_routes(gateway),
+        *console.routes(),
     ]
     return Starlette(
         routes=routes,

@@ -1,0 +1,152 @@
+"""The console's scenarios in headless Chromium against `ferryman dev` (real PostgreSQL,
+NATS, gateway and worker): what a person opening http://localhost:8288 would do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.conftest import DevServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+LIVE = 20_000  # ms the page may take to show a change without reloading
+
+
+def expect(target: Any) -> Any:
+    from playwright.async_api import expect as _expect
+
+    return _expect(target)
+
+
+async def test_the_console_shows_the_example_apps_functions(page: Any, shots: Path) -> None:
+    await page.goto("/")
+    rows = page.get_by_test_id("function-row")
+    await expect(page.locator('[data-function="bookings-process-booking"]')).to_be_visible()
+    await expect(page.locator('[data-function="console-timed"]')).to_contain_text("console.timed")
+    assert await rows.count() == 6
+    await page.screenshot(path=str(shots / "functions.png"), full_page=True)
+
+
+async def test_an_event_sent_from_the_form_runs_to_completed_without_reloading(
+    page: Any, dev: DevServer, shots: Path
+) -> None:
+    await page.goto("/#/events")
+    await page.get_by_test_id("event-name").fill("console.timed")
+    await page.get_by_test_id("event-data").fill('{"seconds": 0.5, "failures": 1')
+    await expect(page.get_by_test_id("json-status")).to_contain_text("Not valid")
+    await expect(page.get_by_test_id("send-event")).to_be_disabled()
+    await page.get_by_test_id("event-data").fill('{"seconds": 0.5, "failures": 1}')
+    await page.get_by_test_id("send-event").click()
+    # The sent event opens with its runs, polled: RUNNING (or already further), then COMPLETED.
+    runs = page.get_by_test_id("event-runs")
+    await expect(runs).to_contain_text("console-timed", timeout=LIVE)
+    await expect(runs.get_by_test_id("status")).to_have_text("COMPLETED", timeout=LIVE)
+    await page.screenshot(path=str(shots / "events.png"), full_page=True)
+
+    # Its timeline: each step a bar with a real, non-zero duration.
+    await runs.get_by_test_id("event-run").click()
+    await expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED")
+    rows = page.get_by_test_id("timeline-row")
+    await expect(rows).to_have_count(2)
+    durations = {
+        await row.get_attribute("data-step"): float(
+            await row.get_by_test_id("step-duration").get_attribute("data-ms")
+        )
+        for row in await rows.all()
+    }
+    assert durations["slow"] >= 500
+    assert durations["flaky"] > 0
+    await page.locator('[data-step="flaky"]').click()
+    attempts = page.get_by_test_id("attempt")
+    await expect(attempts).to_have_count(2)
+    await expect(attempts.nth(0).get_by_test_id("attempt-error")).to_contain_text(
+        "flaky failure number 1"
+    )
+    await page.screenshot(path=str(shots / "run.png"), full_page=True)
+    await page.get_by_test_id("theme").click()
+    await page.screenshot(path=str(shots / "run-dark.png"), full_page=True)
+
+
+async def test_a_failing_step_shows_every_attempts_error_and_replays_from_that_step(
+    page: Any, dev: DevServer
+) -> None:
+    event_id = await dev.send("console.charge")
+    failed = await dev.wait_run(event_id, "FAILED")
+    await page.goto(f"/#/runs/{failed['run_id']}")
+    await page.locator('[data-step="charge"]').click()
+    errors = page.get_by_test_id("attempt-error")
+    await expect(errors).to_have_count(2)
+    for i in range(2):
+        await expect(errors.nth(i)).to_contain_text("the payment provider is switched off")
+    await expect(errors.nth(0)).to_contain_text("RuntimeError")
+
+    # Switch the provider on, then replay from the failed step: "prepare" is not re-run.
+    os.environ["FERRYMAN_EXAMPLES_LEDGER"] = str(dev.ledger)
+    from examples import services
+
+    services.db_put("switches", "charge", {"on": True})
+    await page.get_by_test_id("replay-from-step").click()
+    await expect(page.get_by_test_id("replay-of")).to_have_text(failed["run_id"], timeout=LIVE)
+    await expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=LIVE)
+    replay_id = await page.get_by_test_id("run-id").inner_text()
+    assert replay_id != failed["run_id"]
+    run = await dev.get(f"/v1/runs/{replay_id}")
+    assert run["output"] == "charged"
+    original = await dev.get(f"/v1/runs/{failed['run_id']}")
+    # "prepare" was copied from the original, not run again: the same attempt, same times.
+    assert run["steps"][0]["id"] == "prepare"
+    assert run["steps"][0]["started_at"] == original["steps"][0]["started_at"]
+    # And the original links to its replay.
+    await page.goto(f"/#/runs/{failed['run_id']}")
+    await expect(page.get_by_test_id("replayed-as")).to_have_text(replay_id)
+
+
+async def test_a_sleeping_run_is_cancelled_with_the_button(page: Any, dev: DevServer) -> None:
+    event_id = await dev.send("console.nap")
+    run = await dev.wait_run(event_id, "SLEEPING")
+    await page.goto(f"/#/runs/{run['run_id']}")
+    await expect(page.get_by_test_id("run-status")).to_have_text("SLEEPING")
+    await page.locator('[data-step="long-nap"]').click()
+    await expect(page.get_by_test_id("wake-at")).not_to_have_text("–")
+    await page.get_by_test_id("cancel-run").click()
+    await expect(page.get_by_test_id("run-status")).to_have_text("CANCELLED", timeout=LIVE)
+    await expect(page.get_by_test_id("cancel-run")).to_have_count(0)
+    assert (await dev.runs(event_id))[0]["status"] == "CANCELLED"
+
+
+async def test_bulk_cancel_of_a_filtered_set_says_how_many_first(
+    page: Any, dev: DevServer, shots: Path
+) -> None:
+    asked = [await dev.send("console.ask", {"ticket": f"b-{i}", "timeout": "1h"}) for i in range(3)]
+    for event_id in asked:
+        await dev.wait_run(event_id, "WAITING")
+    await dev.send("console.timed", {"failures": 0, "seconds": 0})  # another function: untouched
+    await page.goto("/#/runs")
+    await page.get_by_test_id("filter-function").select_option("console-await-reply")
+    await page.get_by_test_id("filter-status").select_option("WAITING")
+    await expect(page.get_by_test_id("run-row")).to_have_count(3, timeout=LIVE)
+    await page.screenshot(path=str(shots / "runs.png"), full_page=True)
+    await page.get_by_test_id("bulk-cancel").click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    await expect(dialog).to_contain_text("Cancel 3 runs?")
+    await dialog.get_by_test_id("confirm").click()
+    await expect(page.get_by_test_id("toast")).to_contain_text("Cancelled 3 runs")
+    # The filtered list empties by itself as the statuses change.
+    await expect(page.get_by_test_id("no-runs")).to_be_visible(timeout=LIVE)
+    for event_id in asked:
+        assert (await dev.runs(event_id))[0]["status"] == "CANCELLED"
+
+
+async def test_new_runs_appear_in_the_list_without_reloading(page: Any, dev: DevServer) -> None:
+    await page.goto("/#/runs?function_id=console-timed")
+    before = await page.get_by_test_id("run-row").count()
+    event_id = await dev.send("console.timed", {"failures": 0, "seconds": 0})
+    run = await dev.wait_run(event_id, "COMPLETED")
+    row = page.locator(f'[data-run="{run["run_id"]}"]')
+    await expect(row).to_be_visible(timeout=LIVE)
+    await expect(row.get_by_test_id("status")).to_have_text("COMPLETED")
+    assert await page.get_by_test_id("run-row").count() == before + 1

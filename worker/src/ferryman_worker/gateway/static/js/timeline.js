@@ -1,0 +1,110 @@
+// A run's timeline: one bar per step on a shared time axis. A retried step shows each
+// attempt as its own segment with the backoff between them; sleeps and waits run to
+// their wake time or resolution (dashed while pending). Rows are buttons: Enter opens
+// the step's details.
+import { duration, html, ms } from "./ui.js";
+
+const t = (iso) => (iso ? new Date(iso).getTime() : null);
+
+// Where each step's bar starts and ends; pending bars end at "now" (or the wake time).
+export function spans(run, now) {
+  return run.steps.map((s) => {
+    const start = t(s.started_at);
+    let end = t(s.ended_at);
+    let pending = false;
+    if (end === null) {
+      pending = true;
+      const until = s.op === "sleep" ? t(s.wake_at) : s.wait ? t(s.wait.resolved_at) || t(s.wait.timeout_at) : null;
+      end = Math.max(start, Math.min(until || now, now));
+    }
+    return { step: s, start, end, pending };
+  });
+}
+
+export function axis(run, rows, now) {
+  const starts = [t(run.created_at), ...rows.map((r) => r.start)].filter((x) => x !== null);
+  const ends = [t(run.ended_at), ...rows.map((r) => r.end)].filter((x) => x !== null);
+  const t0 = Math.min(...starts);
+  let t1 = Math.max(...ends, run.ended_at ? t0 : now);
+  if (t1 - t0 < 1) t1 = t0 + 1;
+  return { t0, t1 };
+}
+
+function pos(x, { t0, t1 }) {
+  return ((x - t0) / (t1 - t0)) * 100;
+}
+
+function Bar({ from, to, range, cls, title }) {
+  const left = pos(from, range);
+  const width = Math.max(pos(to, range) - left, 0);
+  return html`<span class="bar ${cls}" title=${title} style=${`left:${left}%;width:max(${width}%, 3px)`}></span>`;
+}
+
+function segments(row, range) {
+  const { step } = row;
+  const history = step.attempt_history || [];
+  if (history.length > 1) {
+    const out = [];
+    history.forEach((a, i) => {
+      const from = t(a.started_at) || row.start;
+      const to = t(a.ended_at) || row.end;
+      out.push(html`<${Bar} key=${`a${i}`} from=${from} to=${to} range=${range}
+        cls=${a.status === "COMPLETED" ? "ok" : "failed"} title=${`attempt ${a.attempt + 1}: ${duration(to - from)}`} />`);
+      const next = history[i + 1];
+      if (next) {
+        out.push(html`<${Bar} key=${`b${i}`} from=${to} to=${t(next.started_at) || to} range=${range}
+          cls="backoff" title=${`backoff ${duration((t(next.started_at) || to) - to)}`} />`);
+      }
+    });
+    if (step.status === "RETRYING" && history.length) {
+      const last = history[history.length - 1];
+      out.push(html`<${Bar} key="wait" from=${t(last.ended_at)} to=${t(last.retry_at) || row.end}
+        range=${range} cls="backoff pending" title="next attempt due" />`);
+    }
+    return out;
+  }
+  const cls = { COMPLETED: "ok", FAILED: "failed", RETRYING: "failed", SLEEPING: "sleep", WAITING: "wait" }[step.status] || "ok";
+  const kind = step.op === "sleep" ? "sleep" : step.op === "wait" || step.op === "invoke" ? "wait" : cls;
+  return html`<${Bar} from=${row.start} to=${row.end} range=${range}
+    cls=${`${kind} ${step.status === "FAILED" ? "failed" : ""} ${row.pending ? "pending" : ""}`}
+    title=${`${step.id}: ${duration(row.end - row.start)}`} />`;
+}
+
+function note(step) {
+  if (step.op === "sleep") return step.ended_at ? "woke" : `until ${new Date(step.wake_at).toLocaleTimeString()}`;
+  if (step.wait) {
+    const by = step.wait.resolved_by;
+    return by ? `by ${by}` : `for ${step.wait.event}`;
+  }
+  if (step.attempts > 1) return `${step.attempts} attempts`;
+  return "";
+}
+
+export function Timeline({ run, selected, onSelect }) {
+  const now = Date.now();
+  const rows = spans(run, now);
+  const range = axis(run, rows, now);
+  const total = range.t1 - range.t0;
+  const queuedTo = t(run.started_at) || (run.status === "QUEUED" ? now : null);
+  return html`<div class="timeline" data-testid="timeline">
+    <div class="tl-axis"><span class="tl-label"></span><span class="tl-track">
+      ${[0, 0.25, 0.5, 0.75, 1].map((f) => html`<span class="tick" style=${`left:${f * 100}%`}>${duration(total * f)}</span>`)}
+    </span><span class="tl-dur"></span></div>
+    ${queuedTo && queuedTo - t(run.created_at) > 0 ? html`<div class="tl-row queued">
+      <span class="tl-label">queued${run.reason ? html` <span class="muted small">(${run.reason})</span>` : null}</span>
+      <span class="tl-track"><${Bar} from=${t(run.created_at)} to=${queuedTo} range=${range} cls="queued" title="waiting to start" /></span>
+      <span class="tl-dur">${duration(queuedTo - t(run.created_at))}</span></div>` : null}
+    ${rows.map((row) => {
+      const s = row.step;
+      return html`<button type="button" key=${s.id} class="tl-row ${selected === s.id ? "selected" : ""}"
+          data-testid="timeline-row" data-step=${s.id} aria-pressed=${selected === s.id}
+          onClick=${() => onSelect(selected === s.id ? null : s.id)}>
+        <span class="tl-label"><span class="op op-${s.op}">${s.op}</span> ${s.id}</span>
+        <span class="tl-track">${segments(row, range)}</span>
+        <span class="tl-dur"><span data-testid="step-duration" data-ms=${ms(s.started_at, s.ended_at) ?? ""}>${duration(row.end - row.start)}</span>
+          <span class="muted small"> ${note(s)}</span></span>
+      </button>`;
+    })}
+    ${rows.length ? null : html`<p class="empty">No step has run yet.</p>`}
+  </div>`;
+}
