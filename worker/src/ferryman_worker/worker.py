@@ -43,6 +43,7 @@ from ferryman_worker.matching import Matcher
 from ferryman_worker.migrating import migrate
 from ferryman_worker.outages import CHECKPOINTS_DOWN, report_failure
 from ferryman_worker.repairing import repair_loop
+from ferryman_worker.retaining import retention_loop
 from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
@@ -180,6 +181,13 @@ class Worker:
                     self.stopping,
                     self.matcher,
                     list(self.functions.values()),
+                )
+            )
+        )
+        self.loops.append(
+            asyncio.create_task(
+                retention_loop(
+                    self.pool, s.retention_days, s.retention_interval_seconds, self.stopping
                 )
             )
         )
