@@ -26,6 +26,23 @@ class Settings(BaseSettings):
     concurrency: int = Field(
         default=200, ge=1, le=10_000, description="runs one worker advances at once"
     )
+    function_slot_share: float = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="the most of a worker's slots one function may hold while the worker "
+        "hosts others (0 < share <= 1), so one slow function cannot starve the rest",
+    )
+    retention_days: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=36500.0,
+        description="finished runs, their steps and events older than this many days are "
+        "deleted (0: keep everything)",
+    )
+    retention_interval_seconds: float = Field(
+        default=600.0, ge=0.1, le=86400.0, description="how often a retention pass runs"
+    )
     lease_seconds: float = Field(
         default=30.0, ge=1.0, le=3600.0, description="how long a run lease lasts without renewal"
     )
