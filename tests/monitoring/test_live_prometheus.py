@@ -4,8 +4,8 @@ it and is quiet before it.
 
 The alerts' windows and `for:` durations are minutes in production; here each is
 shortened by an explicit, checked substitution (SHORTER below: every replacement must
-match exactly once, so a changed rule breaks this test instead of silently testing
-something else). The expressions are otherwise the chart's. `promtool test rules`
+match and every alert needs an entry, so a changed rule breaks this test instead of
+silently testing something else). The expressions are otherwise the chart's. `promtool test rules`
 (test_alert_rules.py) covers the production durations in virtual time.
 """
 
