@@ -285,7 +285,7 @@ def screenshot(prom: Prom, folder: Path) -> None:
     queries = [(t, e) for t, e in panel_queries() if t in SHOWN]
     params: dict[str, str] = {}
     for i, (_, expr) in enumerate(queries):
-        params |= {f"g{i}.expr": expr, f"g{i}.tab": "0", f"g{i}.range_input": "5m",
+        params |= {f"g{i}.expr": expr, f"g{i}.tab": "0", f"g{i}.range_input": "3m",
                    f"g{i}.stacked": "0", f"g{i}.show_exemplars": "0"}  # fmt: skip
     url = f"{prom.base}/graph?{urllib.parse.urlencode(params)}"
     with sync_playwright() as p:
@@ -299,6 +299,8 @@ def screenshot(prom: Prom, folder: Path) -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 480 * len(queries) + 80})
         page.goto(url, wait_until="networkidle")
         page.wait_for_timeout(2000)
+        # the page focuses (and scrolls to) the last query box; show it from the top
+        page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(
             path=str(folder / "prometheus-graphs.png"), timeout=120_000, animations="disabled"
