@@ -61,10 +61,13 @@ async def api(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (secrets / "carrier").mkdir(parents=True)
     (secrets / "carrier" / "signing-key").write_text("carrier-key\n")
     monkeypatch.setenv("FERRYMAN_WEBHOOK_SECRETS_DIR", str(secrets))
-    gateway = Gateway(stack.settings(event_key="sekret"))
+    gateway = Gateway(stack.settings(event_key="sekret", api_token="tok"))
     await gateway.open()
     transport = httpx.ASGITransport(app=create_app(gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    headers = {"Authorization": "Bearer tok"}  # the /v1 API needs it; /webhooks/ does not
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gw", headers=headers
+    ) as client:
         hooks = Api(client, gateway, stack)
         await hooks.declare(
             "stripe",

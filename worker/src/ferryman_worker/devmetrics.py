@@ -70,7 +70,8 @@ class DevMetrics:
     def __init__(self, registry: CollectorRegistry, upstreams: list[str]) -> None:
         self.registry = registry
         self.upstreams = upstreams
-        self.client = httpx.AsyncClient(timeout=2.0)
+        # Well under any scrape timeout: a stuck worker must not take the gateway down too.
+        self.client = httpx.AsyncClient(timeout=1.0)
         self.failing: set[str] = set()
 
     async def exposition(self) -> bytes:
