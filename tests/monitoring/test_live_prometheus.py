@@ -298,9 +298,15 @@ def screenshot(prom: Prom, folder: Path) -> None:
         # one tall viewport instead of full_page (which timed out on these graphs)
         page = browser.new_page(viewport={"width": 1400, "height": 480 * len(queries) + 80})
         page.goto(url, wait_until="networkidle")
-        page.wait_for_timeout(2000)
+        # every graph shows "Load time" once its query answered
+        page.wait_for_function(
+            f"document.body.innerText.split('Load time').length > {len(queries)}",
+            timeout=90_000,
+        )
+        page.wait_for_timeout(1000)
         # the page focuses (and scrolls to) the last query box; show it from the top
         page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
+        page.wait_for_timeout(500)
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(
             path=str(folder / "prometheus-graphs.png"), timeout=120_000, animations="disabled"

@@ -83,7 +83,9 @@ class DevMetrics:
             except httpx.HTTPError as exc:
                 # The worker restarts on every code change: say so once, not every scrape.
                 if url not in self.failing:
-                    log.warning("worker metrics unavailable at %s (%s)", url, exc)
+                    log.warning(
+                        "worker metrics unavailable at %s (%s: %s)", url, type(exc).__name__, exc
+                    )
                     self.failing.add(url)
                 continue
             if url in self.failing:
