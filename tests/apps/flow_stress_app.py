@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import ferryman
 from examples import services
@@ -17,6 +18,9 @@ fm = ferryman.Ferryman(app_id="stress")
     retries=2,
 )
 async def keyed(ctx: ferryman.Context) -> str:
+    if not _loop:
+        _loop.append(asyncio.get_running_loop())
+
     async def body() -> str:
         org = ctx.event.data["org"]
         services.record("start", fn="stress", run=ctx.run_id, key=org)
@@ -25,3 +29,22 @@ async def keyed(ctx: ferryman.Context) -> str:
         return "done"
 
     return await ctx.step.run("work", body)
+
+
+# Debugging aid for the stress test: SIGUSR1 writes every asyncio task's stack next to
+# the ledger, so a run that never finishes shows where its pass waits.
+_loop: list[asyncio.AbstractEventLoop] = []
+
+
+def _dump(signum: int, frame: object) -> None:
+    import os
+
+    if not _loop:
+        return
+    path = services.ledger_path().with_name(f"tasks-{os.getpid()}.txt")
+    with path.open("w") as out:
+        for task in asyncio.all_tasks(_loop[0]):
+            task.print_stack(limit=30, file=out)
+
+
+signal.signal(signal.SIGUSR1, _dump)
