@@ -146,7 +146,7 @@ def dev(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> 
     _require_browser()
     server = DevServer(pg_server, tmp_path_factory.mktemp("console"))
     try:
-        server.wait_ready(functions=6)
+        server.wait_ready(functions=8)
         yield server
     finally:
         server.stop()

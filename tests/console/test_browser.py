@@ -27,7 +27,7 @@ async def test_the_console_shows_the_example_apps_functions(page: Any, shots: Pa
     rows = page.get_by_test_id("function-row")
     await expect(page.locator('[data-function="bookings-process-booking"]')).to_be_visible()
     await expect(page.locator('[data-function="console-timed"]')).to_contain_text("console.timed")
-    assert await rows.count() == 6
+    assert await rows.count() == 8
     await page.screenshot(path=str(shots / "functions.png"), full_page=True)
 
 
@@ -129,10 +129,10 @@ async def test_bulk_cancel_of_a_filtered_set_says_how_many_first(
     await page.get_by_test_id("filter-function").select_option("console-await-reply")
     await page.get_by_test_id("filter-status").select_option("WAITING")
     await expect(page.get_by_test_id("run-row")).to_have_count(3, timeout=LIVE)
-    await page.screenshot(path=str(shots / "runs.png"), full_page=True)
     await page.get_by_test_id("bulk-cancel").click()
     dialog = page.get_by_test_id("confirm-dialog")
     await expect(dialog).to_contain_text("Cancel 3 runs?")
+    await page.screenshot(path=str(shots / "bulk-cancel.png"))
     await dialog.get_by_test_id("confirm").click()
     await expect(page.get_by_test_id("toast")).to_contain_text("Cancelled 3 runs")
     # The filtered list empties by itself as the statuses change.
@@ -141,7 +141,9 @@ async def test_bulk_cancel_of_a_filtered_set_says_how_many_first(
         assert (await dev.runs(event_id))[0]["status"] == "CANCELLED"
 
 
-async def test_new_runs_appear_in_the_list_without_reloading(page: Any, dev: DevServer) -> None:
+async def test_new_runs_appear_in_the_list_without_reloading(
+    page: Any, dev: DevServer, shots: Path
+) -> None:
     await page.goto("/#/runs?function_id=console-timed")
     before = await page.get_by_test_id("run-row").count()
     event_id = await dev.send("console.timed", {"failures": 0, "seconds": 0})
@@ -150,3 +152,19 @@ async def test_new_runs_appear_in_the_list_without_reloading(page: Any, dev: Dev
     await expect(row).to_be_visible(timeout=LIVE)
     await expect(row.get_by_test_id("status")).to_have_text("COMPLETED")
     assert await page.get_by_test_id("run-row").count() == before + 1
+    await page.goto("/#/runs")
+    await expect(page.get_by_test_id("run-row").first).to_be_visible()
+    await page.screenshot(path=str(shots / "runs.png"), full_page=True)
+
+
+async def test_a_run_held_by_flow_control_says_why(page: Any, dev: DevServer) -> None:
+    first = await dev.send("console.serial", {"seconds": 4})
+    await dev.wait_run(first, "RUNNING")
+    second = await dev.send("console.serial", {"seconds": 0})
+    held = await dev.wait_run(second, "QUEUED")
+    await page.goto(f"/#/runs/{held['run_id']}")
+    await expect(page.get_by_test_id("reason")).to_contain_text("concurrency")
+    await expect(page.get_by_test_id("queued-row")).to_be_visible()
+    # Once the first run ends it starts by itself; the time it spent held stays visible.
+    await expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=LIVE)
+    await expect(page.get_by_test_id("queued-row")).to_be_visible()

@@ -14,6 +14,7 @@ version) is found by its data folder and stopped before a new one starts on it.
 from __future__ import annotations
 
 import contextlib
+import ctypes  # here, not in the child: after setuid it may not read Python's files
 import os
 import shutil
 import signal
@@ -35,8 +36,6 @@ def die_with_parent(sig: int, parent_pid: int) -> None:
     """
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
