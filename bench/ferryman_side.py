@@ -621,7 +621,10 @@ class Gateway:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRYMAN_")}
-        env.update(FERRYMAN_DATABASE_URL=db_url, FERRYMAN_NATS_URL=nats_url)
+        # Auth stays on, as in production: the event key is checked on every request.
+        env.update(
+            FERRYMAN_DATABASE_URL=db_url, FERRYMAN_NATS_URL=nats_url, FERRYMAN_EVENT_KEY="bench"
+        )
         self.cmd = [
             sys.executable,
             "-c",

@@ -18,6 +18,7 @@ def test_helm_install_creates_the_release(cluster: Kube, release: str) -> None:
     for crd in (
         "durablefunctions.ferryman.dev",
         "workerpools.ferryman.dev",
+        "webhooks.ferryman.dev",
         "clusterkopfpeerings.kopf.dev",
     ):
         obj = cluster.get("crd", crd)

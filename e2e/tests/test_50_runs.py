@@ -38,10 +38,17 @@ def database_url(state_dir: Path) -> Iterator[str]:
         server.stop()
 
 
+API_TOKEN = "e2e-operate-token"
+
+
 def http(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=data,
+        method=method,
+        # The gateway runs with auth on, as in the chart.
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"null")
@@ -105,6 +112,8 @@ def engine(
     port = free_port()
     gateway_env = {
         **base,
+        "FERRYMAN_EVENT_KEY": "e2e-key",
+        "FERRYMAN_API_TOKEN": API_TOKEN,
         "KUBECONFIG": str(
             service_account_kubeconfig(
                 cluster, f"{FULLNAME}-gateway", state_dir / "gateway.kubeconfig"

@@ -75,6 +75,7 @@ def test_uninstall_leaves_nothing_behind(cluster: Kube, release: str, operator: 
     crds = [
         "durablefunctions.ferryman.dev",
         "workerpools.ferryman.dev",
+        "webhooks.ferryman.dev",
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     ]

@@ -72,6 +72,8 @@ class DevServer:
             "FERRYMAN_DATABASE_URL": new_database(pg, TEMPLATE),
             "FERRYMAN_NATS_URL": self.nats.url,
             "FERRYMAN_EXAMPLES_LEDGER": str(self.ledger),
+            # Open, as `ferryman dev` is (the gateway alone requires tokens by default).
+            "FERRYMAN_AUTH": "false",
         }
         self.procs = [
             self._spawn("gateway", "gateway", "--port", str(self.port)),

@@ -16,10 +16,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = Gateway(stack.settings(event_key="sekret"))
+    gateway = Gateway(stack.settings(event_key="sekret", api_token="tok"))
     await gateway.open()
     transport = httpx.ASGITransport(app=create_app(gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    headers = {"Authorization": "Bearer tok"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gw", headers=headers
+    ) as client:
         yield client
     await gateway.close()
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import ferryman
 from ferryman.webhooks import github, hmac_sha256, none, stripe, token
 from ferryman_jetstream import webhooks as registry
 from ferryman_worker.gateway import Gateway, create_app
+from ferryman_worker.webhooks import deliveries as store
 from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
@@ -59,10 +61,13 @@ async def api(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (secrets / "carrier").mkdir(parents=True)
     (secrets / "carrier" / "signing-key").write_text("carrier-key\n")
     monkeypatch.setenv("FERRYMAN_WEBHOOK_SECRETS_DIR", str(secrets))
-    gateway = Gateway(stack.settings(event_key="sekret"))
+    gateway = Gateway(stack.settings(event_key="sekret", api_token="tok"))
     await gateway.open()
     transport = httpx.ASGITransport(app=create_app(gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    headers = {"Authorization": "Bearer tok"}  # the /v1 API needs it; /webhooks/ does not
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gw", headers=headers
+    ) as client:
         hooks = Api(client, gateway, stack)
         await hooks.declare(
             "stripe",
@@ -392,3 +397,19 @@ async def test_the_webhooks_api_lists_webhooks_and_pages_deliveries(api: Api) ->
     assert (await api.client.get("/v1/webhooks/nope")).status_code == 404
     assert (await api.client.get("/v1/webhooks/pages/deliveries?limit=0")).status_code == 400
     assert (await api.client.get("/v1/webhooks/pages/deliveries/nope")).status_code == 404
+
+
+async def test_deliveries_older_than_the_retention_are_pruned(api: Api) -> None:
+    await api.declare("kept", {"transform": '{"name": "x/y", "data": body}',
+                               "verification": none().to_spec()})  # fmt: skip
+    for n in range(2):
+        await api.client.post("/webhooks/kept", json={"n": n})
+    api.stack.query(
+        "UPDATE webhook_deliveries SET received_at = now() - interval '8 days'"
+        " WHERE body = %s RETURNING id",
+        b'{"n":0}',
+    )
+    deliveries = store.Deliveries(api.gateway.pool, timedelta(days=7))
+    assert await deliveries.prune() == 1
+    kept = (await api.client.get("/v1/webhooks/kept/deliveries")).json()["data"]
+    assert [json.loads(d["body"]) for d in kept] == [{"n": 1}]

@@ -65,9 +65,25 @@ def test_every_family_is_documented() -> None:
                 exported.add(m.name + ("_total" if m.type == "counter" else ""))
     assert exported - documented == set(), "add these to docs/metrics.md"
     from ferryman_operator import metrics as operator_metrics
+    from ferryman_worker.gateway.engine_gauges import EngineGauges, Snapshot
+
+    gauges = EngineGauges("postgresql://unused")
+    gauges.snapshot = Snapshot()
+    exported |= {m.name for m in gauges.collect()}
 
     for m in operator_metrics.REGISTRY.collect():
         if m.name.startswith("ferryman_"):
             exported.add(m.name + ("_total" if m.type == "counter" else ""))
     assert documented - exported == set(), "docs/metrics.md lists families nobody exports"
     assert exported - documented == set(), "add these to docs/metrics.md"
+
+
+def test_engine_gauges_list_every_state_of_every_function_they_were_given() -> None:
+    from ferryman_worker.gateway.engine_gauges import EngineGauges, Snapshot
+
+    gauges = EngineGauges("postgresql://unused")
+    assert [m.samples[0].value for m in gauges.collect()] == [0], "not leader: only that"
+    gauges.snapshot = Snapshot(runs={("f", "QUEUED"): 0, ("f", "SLEEPING"): 3})
+    by_name = {m.name: m for m in gauges.collect()}
+    samples = {tuple(s.labels.values()): s.value for s in by_name["ferryman_runs_by_state"].samples}
+    assert samples == {("f", "QUEUED"): 0, ("f", "SLEEPING"): 3}

@@ -11,7 +11,14 @@ from typing import Any
 
 import kopf
 
-from ferryman_operator import handlers_functions, handlers_pools, kube, metrics, natsconn
+from ferryman_operator import (
+    handlers_functions,
+    handlers_pools,
+    handlers_webhooks,
+    kube,
+    metrics,
+    natsconn,
+)
 from ferryman_operator.settings import OperatorSettings, load_settings
 
 FINALIZER = "ferryman.dev/jetstream-cleanup"
@@ -57,6 +64,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     handlers_functions.register(registry, settings)
     handlers_pools.register(registry, settings)
+    handlers_webhooks.register(registry, settings)
     return registry
 
 

@@ -48,6 +48,10 @@ class OperatorSettings(BaseSettings):
     worker_nats_url: str = Field(
         default="", description="NATS URL given to workers (default: nats_url)."
     )
+    gateway_url: str = Field(
+        default="",
+        description="The gateway's public URL (https://...), for the URL in a Webhook's status.",
+    )
     worker_env_secret: str = Field(
         default="", description="Secret (in the pool's namespace) loaded into workers with envFrom."
     )

@@ -240,6 +240,7 @@ class Execution:
     async def _step_failed(self, step: NewStep, exc: Exception, retries: int | None) -> Any:
         max_attempts = (self.config.retries if retries is None else retries) + 1
         error = describe(exc)
+        step.extra["max_attempts"] = max_attempts  # for the store's logs and metrics
         if isinstance(exc, NonRetriableError) or step.attempt + 1 >= max_attempts:
             await self.store.fail_step(step, error)
             raise StepError(step.id, error["name"], error["message"], error["stack"]) from exc

@@ -10,9 +10,12 @@ written, and its writer is told so.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
+
+from ferryman_worker import metrics
 
 BATCH_MAX = 500
 
@@ -65,6 +68,8 @@ Key = tuple[str, str]
 class GroupCommit:
     """Queue writes and flush them in batches; each writer awaits its own result."""
 
+    kind = "writes"  # the ``kind`` label of the checkpoint metrics
+
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
         self._queue: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
@@ -96,8 +101,11 @@ class GroupCommit:
                     seen.add(key)
                     batch.append(item)
             self._queue = later
+            started = time.perf_counter()
             try:
                 written = await self._write([p for p, _ in batch])
+                metrics.CHECKPOINT_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
+                metrics.CHECKPOINT_BATCH.labels(self.kind).observe(len(batch))
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
@@ -113,6 +121,8 @@ class GroupCommit:
 class CompletedSteps(GroupCommit):
     """Completed steps; a writer gets the run's status, or None when the row was not
     written (lease lost, or the step was already stored)."""
+
+    kind = "steps"
 
     def _key(self, params: dict[str, Any]) -> Key:
         return (params["run"], params["step"])
@@ -131,6 +141,8 @@ class CompletedSteps(GroupCommit):
 class Releases(GroupCommit):
     """Runs letting go of their lease (with the sleeps they start); a writer gets True
     when its run was still its own to release."""
+
+    kind = "releases"
 
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["run"])
@@ -190,6 +202,8 @@ class Leases(GroupCommit):
     """Runs being resumed: lease, fire the timer, wake due sleeps and load history and
     events, for many runs in one statement; a writer gets its run's row, or None."""
 
+    kind = "leases"
+
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["run"])
 
@@ -223,6 +237,8 @@ ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id RETURNING id, received_at
 class Finishes(GroupCommit):
     """Runs ending, with their internal events, many in one statement; a writer gets
     when each of its events was received, or None when the run was not its to end."""
+
+    kind = "finishes"
 
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["run"])

@@ -12,6 +12,8 @@
     ferryman runs replay RUN_ID [--from-step STEP] | --function FN --status FAILED
     ferryman migrate                         apply database migrations
     ferryman manifests -m myapp.functions    DurableFunctions for kubectl apply -f -
+    ferryman keys create NAME | list | revoke NAME           event keys
+    ferryman tokens create NAME --role read|operate | list | revoke NAME   API tokens
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from typing import Any
 EPILOG = """environment:
   FERRYMAN_DATABASE_URL   PostgreSQL URL (worker, gateway, migrate)
   FERRYMAN_NATS_URL       NATS URL (worker, gateway)
-  FERRYMAN_EVENT_KEY      key required in POST /e/{key} (gateway); empty accepts any
+  FERRYMAN_EVENT_KEY      an event key for POST /e/{key} (gateway; `send` uses it)
+  FERRYMAN_API_TOKEN      an operate API token (gateway accepts it; runs commands send it)
+  FERRYMAN_AUTH           false: no keys or tokens needed (the default of `ferryman dev`)
   FERRYMAN_API_URL        gateway URL for send/runs (default http://127.0.0.1:8288)
 
 examples:
@@ -48,6 +52,9 @@ def _api(args: argparse.Namespace) -> str:
 def _http(method: str, url: str, **kwargs: Any) -> Any:
     import httpx
 
+    token = os.environ.get("FERRYMAN_API_TOKEN")
+    if token and "/e/" not in url:
+        kwargs["headers"] = {"Authorization": f"Bearer {token}"}
     try:
         response = httpx.request(method, url, timeout=30, **kwargs)
     except httpx.HTTPError as exc:
@@ -55,9 +62,15 @@ def _http(method: str, url: str, **kwargs: Any) -> Any:
             f"error: cannot reach the gateway at {url} ({exc}).\n"
             "Is `ferryman dev` (or a gateway) running? Set --url or FERRYMAN_API_URL."
         ) from None
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": f"HTTP {response.status_code}: {response.text[:200]}"}
     if response.status_code >= 400:
-        raise SystemExit(f"error: {body.get('error', body)}")
+        hint = ""
+        if response.status_code == 401 and "/e/" not in url:
+            hint = "\nSet FERRYMAN_API_TOKEN to a token from `ferryman tokens create`."
+        raise SystemExit(f"error: {body.get('error', body)}{hint}")
     return body
 
 
@@ -233,7 +246,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         app = create_app(Gateway(settings))
     except SettingsError as exc:
         raise SystemExit(f"error: {exc}") from None
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # proxy_headers off: the trusted-proxy check must see the real peer address, not an
+    # X-Forwarded-For a client wrote.
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=False
+    )
     return 0
 
 
@@ -377,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--before", help="created before (ISO 8601)")
         cmd.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
         cmd.set_defaults(func=func)
+    from ferryman_worker.credentials_cli import add_commands as add_credential_commands
+
+    add_credential_commands(sub)
     return parser
 
 
@@ -385,14 +405,17 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere: `ferryman dev --debug -m app` too
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
-    logging.basicConfig(
-        level=logging.INFO
-        if args.verbose or args.command in ("worker", "dev")
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("nats").setLevel(logging.ERROR)
+    from ferryman_worker import logs
+
+    try:
+        logs.configure(
+            os.environ.get("FERRYMAN_LOG_FORMAT", "console"),
+            level=logging.INFO
+            if args.verbose or args.command in ("worker", "dev")
+            else logging.WARNING,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

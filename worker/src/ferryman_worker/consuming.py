@@ -17,9 +17,14 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from ferryman_worker import metrics
+from ferryman_worker.logs import Outage
 from ferryman_worker.slots import Slots
 
 log = logging.getLogger("ferryman.consuming")
+
+# NATS down: one line when pulls start failing (every loop shares it), one when they work.
+PULLS_DOWN = Outage(log, "NATS JetStream (pulling work)")
 
 BatchHandler = Callable[[list[Msg]], Awaitable[None]]
 FETCH_MAX = 64
@@ -70,10 +75,12 @@ async def pull_loop(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.info("pull from %s/%s failed (%s); retrying", stream, consumer, exc)
+            metrics.STORE_ERRORS.labels("nats").inc()
+            PULLS_DOWN.failed(exc)
             sub = None
             await asyncio.sleep(0.5)
             continue
+        PULLS_DOWN.ok()
         busy = True
         slots.take(len(msgs))
         await handle(msgs)

@@ -153,7 +153,13 @@ async def _serve(module: str, port: int, data_dir: Path, reload: bool) -> int:
             "FERRYMAN_METRICS_HOST": "127.0.0.1",
         }
         os.environ.update(env)
-        settings = load_settings(database_url=pg.url, nats_url=nats_server.url, port=port)
+        settings = load_settings(
+            database_url=pg.url,
+            nats_url=nats_server.url,
+            port=port,
+            # Open on loopback by default; FERRYMAN_AUTH=true tries the real thing locally.
+            auth=None if "FERRYMAN_AUTH" in os.environ else False,
+        )
         worker = WorkerProcess(module, env, data_dir / "worker.ready")
         worker.start()
         gateway = Gateway(settings)

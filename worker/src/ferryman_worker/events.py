@@ -119,6 +119,8 @@ class _StoredEvents(GroupCommit):
     """Events of concurrent requests stored in one statement and one fsync: a lone
     request pays no extra latency, 64 clients pay one round trip for all of them."""
 
+    kind = "events"
+
     def _key(self, params: dict[str, Any]) -> str:
         return str(params["event"].id)
 

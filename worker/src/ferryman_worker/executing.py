@@ -24,13 +24,16 @@ from ferryman._engine import Execution, Outcome
 from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil, metrics, timers
+from ferryman_worker import ids, jsonutil, metrics, timers
 from ferryman_worker.admission import Gate
 from ferryman_worker.admission.admitting import GONE, HELD
 from ferryman_worker.admission.store import FINISH_DEADLINE, START_DEADLINE
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.checkpoints import RunCheckpoints
 from ferryman_worker.events import EventBus, internal_event
+from ferryman_worker.logs import seconds
+from ferryman_worker.observing import ObservedSteps
+from ferryman_worker.outages import CHECKPOINTS_DOWN, store_system
 from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
 
 log = logging.getLogger("ferryman.worker")
@@ -126,6 +129,15 @@ class Advancer:
     ) -> Advanced:
         if fresh is not None:
             new_fn, event = fresh
+            delay = max(0.0, time.time() - event.ts / 1000)
+            metrics.RUN_START_DELAY.labels(new_fn.id).observe(delay)
+            log.info(
+                "run %s started by %s (%s after the event)",
+                run_id,
+                event.name,
+                seconds(delay),
+                extra={"run_id": run_id, "function_id": new_fn.id},
+            )
             leased = Lease(run_id, new_fn.id, 1, 0, [event.id or ""], "RUNNING")
             return await self._pass(leased, new_fn, [], [event], keepalive)
         loaded = await self.runs.lease_and_load(run_id, self.owner, self.lease_seconds, timer_id)
@@ -163,7 +175,13 @@ class Advancer:
             releases=self.releases,
         )
         execution = Execution(
-            fn.config, fn.handler, checkpoints, run_id, events, history, attempt=lease.attempt
+            fn.config,
+            fn.handler,
+            ObservedSteps(checkpoints),
+            run_id,
+            events,
+            history,
+            attempt=lease.attempt,
         )
         # Most passes end long before a renewal is due: start renewing only if this one
         # is still going a third of the way into its lease.
@@ -186,7 +204,8 @@ class Advancer:
             log.info("run %s was cancelled; stopped after the step in progress", run_id)
             return Advanced(done=True)
         except StoreUnavailable as exc:
-            log.warning("run %s: checkpoint failed (%s); the job will be retried", run_id, exc)
+            metrics.STORE_ERRORS.labels(store_system(exc) or "postgresql").inc()
+            CHECKPOINTS_DOWN.failed(exc)  # one line for an outage, not one per run
             return Advanced(done=False, retry_in=1.0)
         finally:
             set_sender(None)
@@ -197,6 +216,7 @@ class Advancer:
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewer
+        CHECKPOINTS_DOWN.ok()
         metrics.RUN_PASSES.labels(fn.id).inc()
         metrics.STEPS_EXECUTED.labels(fn.id).inc(execution.new_steps)
         metrics.RUN_PASS_SECONDS.labels(fn.id).observe(time.perf_counter() - started)
@@ -239,6 +259,7 @@ class Advancer:
         if outcome.status in ("COMPLETED", "FAILED"):
             await self._end(fn, run_id, token, outcome, events)
         elif outcome.status == "RETRY" and outcome.retry_at is not None:
+            metrics.RUN_RETRIES.labels(fn.id).inc()
             await checkpoints.run_timer(f"run-retry-{attempt + 1}", outcome.retry_at)
             await checkpoints.release("RUNNING", attempt=attempt + 1, error=outcome.error)
         else:
@@ -275,6 +296,21 @@ class Advancer:
         if received is None:
             return
         metrics.RUNS_FINISHED.labels(fn.id, outcome.status).inc()
+        took = max(0.0, time.time() - ids.time_of(run_id))
+        metrics.RUN_DURATION.labels(fn.id, outcome.status).observe(took)
+        fields = {"run_id": run_id, "function_id": fn.id}
+        if outcome.status == "COMPLETED":
+            log.info("run %s completed in %s", run_id, seconds(took), extra=fields)
+        else:
+            error = outcome.error or {}
+            log.warning(
+                "run %s failed after %s: %s: %s",
+                run_id,
+                seconds(took),
+                error.get("name", "Error"),
+                error.get("message", ""),
+                extra=fields,
+            )
         try:
             await self.bus.publish(emitted, received)
         except Exception as exc:

@@ -15,3 +15,14 @@ def new_id() -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+def time_of(ulid: str) -> float:
+    """When an id from :func:`new_id` was made (epoch seconds); 0.0 for other strings."""
+    value = 0
+    for char in ulid[:10]:
+        digit = _ALPHABET.find(char.upper())
+        if digit < 0:
+            return 0.0
+        value = value * 32 + digit
+    return value / 1000

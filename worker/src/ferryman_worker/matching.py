@@ -38,6 +38,7 @@ from ferryman_worker import jsonutil, metrics
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.consuming import settle
 from ferryman_worker.events import RECEIVED_HEADER, EventBus
+from ferryman_worker.outages import report_failure
 
 log = logging.getLogger("ferryman.matcher")
 
@@ -137,7 +138,13 @@ class Matcher:
     async def handle(self, msgs: list[Msg]) -> None:
         """A batch from the matcher consumer: match, resolve, then ack."""
         events: list[tuple[dict[str, Any], datetime]] = []
+        now = datetime.now(UTC)
         for msg in msgs:
+            received = (msg.headers or {}).get(RECEIVED_HEADER)
+            with contextlib.suppress(ValueError):
+                if received:
+                    lag = (now - datetime.fromisoformat(received)).total_seconds()
+                    metrics.MATCHER_LAG.observe(max(0.0, lag))
             if msg.subject.removeprefix(EVENT_SUBJECT_PREFIX) not in self.paths:
                 metrics.EVENTS_UNWATCHED.inc()
                 continue
@@ -150,8 +157,8 @@ class Matcher:
                 log.warning("matcher: unreadable event on %s", msg.subject)
         try:
             await self.match(events)
-        except Exception:
-            log.exception("matcher: batch failed; redelivering")
+        except Exception as exc:
+            report_failure(exc, "matcher: batch failed; redelivering")
             for msg in msgs:
                 await settle(msg, False, 1.0)
             return

@@ -147,7 +147,7 @@ MATCHER_LAG = Histogram(
 )
 CHECKPOINT_SECONDS = Histogram(
     "ferryman_checkpoint_commit_seconds",
-    "Duration of one group commit, by kind (steps, releases, leases, finishes)",
+    "Duration of one group commit, by kind (steps, releases, leases, finishes, events)",
     ["kind"],
     buckets=FAST,
     registry=WORKER,
@@ -221,6 +221,19 @@ GATEWAY_RUN_DURATION = Histogram(
 RUNS_REPLAYED = Counter(
     "ferryman_runs_replayed_total", "Replays started through the API", registry=GATEWAY
 )
+
+
+def hosting(function_id: str) -> None:
+    """Export a hosted function's counters at 0 before anything happens: ``increase()``
+    misses a series' first value, so a function whose first run fails would never count
+    as failing, and the dashboard lists functions that have not run yet."""
+    RUNS_STARTED.labels(function_id)
+    for status in ("COMPLETED", "FAILED", "CANCELLED"):
+        RUNS_FINISHED.labels(function_id, status)
+    for outcome in ("completed", "retrying", "failed"):
+        STEP_ATTEMPTS.labels(function_id, outcome)
+    RUN_RETRIES.labels(function_id)
+
 
 # Webhooks, per webhook (bounded: names that are not webhooks count under "(unknown)").
 WEBHOOK_RECEIVED = Counter(

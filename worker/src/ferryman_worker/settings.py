@@ -6,7 +6,7 @@ setting and says what it should look like.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +25,23 @@ class Settings(BaseSettings):
     )
     concurrency: int = Field(
         default=200, ge=1, le=10_000, description="runs one worker advances at once"
+    )
+    function_slot_share: float = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="the most of a worker's slots one function may hold while the worker "
+        "hosts others (0 < share <= 1), so one slow function cannot starve the rest",
+    )
+    retention_days: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=36500.0,
+        description="finished runs, their steps and events older than this many days are "
+        "deleted (0: keep everything)",
+    )
+    retention_interval_seconds: float = Field(
+        default=600.0, ge=0.1, le=86400.0, description="how often a retention pass runs"
     )
     lease_seconds: float = Field(
         default=30.0, ge=1.0, le=3600.0, description="how long a run lease lasts without renewal"
@@ -45,6 +62,39 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         default="0.0.0.0",
         description="address the worker's metrics port binds to",
+    )
+    # -- authentication (gateway); docs/security.md describes the model
+    auth: bool = Field(
+        default=True,
+        description="require event keys and API tokens (ferryman dev turns it off)",
+    )
+    api_token: str = Field(
+        default="",
+        description="an API token with the operate role (the gateway accepts it, the CLI "
+        "sends it); more with `ferryman tokens create`",
+    )
+    trusted_proxy_header: str = Field(
+        default="",
+        description="header naming the signed-in user, set by an SSO proxy such as "
+        "oauth2-proxy (e.g. X-Forwarded-Email); empty: no proxy sign-in",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="addresses or CIDRs (comma-separated) whose trusted_proxy_header is believed",
+    )
+    trust_proxy_header_from_any: bool = Field(
+        default=False,
+        description="believe trusted_proxy_header from any address (only when nothing but "
+        "the proxy can reach the gateway, e.g. a sidecar with a NetworkPolicy)",
+    )
+    proxy_role: Literal["read", "operate"] = Field(
+        default="read", description="role of users signed in through the proxy"
+    )
+    proxy_operators: str = Field(
+        default="", description="proxy users (comma-separated) given the operate role"
+    )
+    metrics_public: bool = Field(
+        default=True, description="serve /metrics without a token (false: a read token)"
     )
     ready_file: str = Field(
         default="",
@@ -69,6 +119,20 @@ class Settings(BaseSettings):
             u.strip().startswith(("nats://", "tls://", "ws://", "wss://")) for u in value.split(",")
         ):
             raise ValueError("must start with nats:// (e.g. nats://nats:4222)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an address or CIDR (e.g. 10.0.0.0/8,127.0.0.1)"
+                ) from None
         return value
 
     def require(self, *names: str) -> None:

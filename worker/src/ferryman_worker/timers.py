@@ -30,7 +30,14 @@ async def arm(js: JetStreamContext, timers: list[PendingTimer]) -> None:
                 timer.run_id,
                 timer.timer_id,
                 timer.fire_at,
-                jsonutil.dumpb({"run_id": timer.run_id, "timer_id": timer.timer_id}),
+                jsonutil.dumpb(
+                    {
+                        "run_id": timer.run_id,
+                        "timer_id": timer.timer_id,
+                        # for ferryman_timer_lateness_seconds, measured when it fires
+                        "fire_at": timer.fire_at.timestamp(),
+                    }
+                ),
             )
         except Exception as exc:
             log.warning(

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +41,9 @@ from ferryman_worker.executing import Advancer
 from ferryman_worker.ids import new_id
 from ferryman_worker.matching import Matcher
 from ferryman_worker.migrating import migrate
+from ferryman_worker.outages import CHECKPOINTS_DOWN, report_failure
 from ferryman_worker.repairing import repair_loop
+from ferryman_worker.retaining import retention_loop
 from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
@@ -75,12 +78,15 @@ class Worker:
             self.functions.update(app.functions)
         if not self.functions:
             raise ValueError("no functions to host: the module defines no @fm.function")
+        for function_id in self.functions:
+            metrics.hosting(function_id)
         self.owner = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = asyncio.Event()
         # New runs and resumed runs (timers, work jobs) take slots from separate pools, so
         # a flood of new events never makes sleeping runs wake up late.
-        self.slots = Slots(settings.concurrency)
-        self.resume_slots = Slots(settings.concurrency)
+        # Each function sees both pools through its share (slots.py): one cannot take them all.
+        self.slots = Slots(settings.concurrency, settings.function_slot_share)
+        self.resume_slots = Slots(settings.concurrency, settings.function_slot_share)
         self.matcher_slots = Slots(256)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.loops: list[asyncio.Task[Any]] = []
@@ -125,19 +131,20 @@ class Worker:
                     S.EVENTS_STREAM,
                     S.trigger_consumer(fn.id),
                     lambda msgs, fn=fn: self._on_events(fn, msgs),
+                    self.slots.of(fn.id),
                     yield_to=self.resume_slots,
                 )
             self._loop(
                 S.WORK_STREAM,
                 S.work_consumer(fn.id),
                 lambda msgs, fn=fn: self._on_work(msgs, fn.id),
-                self.resume_slots,
+                self.resume_slots.of(fn.id),
             )
             self._loop(
                 S.TIMERS_STREAM,
                 S.timers_consumer(fn.id),
                 lambda msgs, fn=fn: self._on_timers(fn, msgs),
-                self.resume_slots,
+                self.resume_slots.of(fn.id),
             )
         self.matcher = Matcher(self.pool, self.js, self.bus)
         static = [
@@ -173,6 +180,13 @@ class Worker:
                     self.stopping,
                     self.matcher,
                     list(self.functions.values()),
+                )
+            )
+        )
+        self.loops.append(
+            asyncio.create_task(
+                retention_loop(
+                    self.pool, s.retention_days, s.retention_interval_seconds, self.stopping
                 )
             )
         )
@@ -268,8 +282,9 @@ class Worker:
                 function_id=function_id,
             )
             await settle(msg, result.done, result.retry_in)
-        except Exception:
-            log.exception("advancing run %s failed; it will be redelivered", run_id)
+            CHECKPOINTS_DOWN.ok()
+        except Exception as exc:
+            report_failure(exc, "advancing run %s failed; it will be redelivered", run_id)
             await settle(msg, False, 1.0)
         finally:
             await slots.give()
@@ -282,8 +297,8 @@ class Worker:
             except Exception:
                 log.warning("dropping unreadable event on %s", msg.subject)
                 await settle(msg, True)
-                await self.slots.give()
-        await self._trigger(fn, items, self.slots)
+                await self.slots.of(fn.id).give()
+        await self._trigger(fn, items, self.slots.of(fn.id))
 
     async def _trigger(self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots) -> None:
         """Start ``fn``'s runs for these events (once per key); each message is settled
@@ -317,8 +332,8 @@ class Worker:
             created = await self.runs.create(
                 [r for _, r, _ in new_runs], self.owner, self.settings.lease_seconds
             )
-        except Exception:
-            log.exception("could not create runs; events will be redelivered")
+        except Exception as exc:
+            report_failure(exc, "could not create runs; events will be redelivered")
             for msg, _, _ in new_runs:
                 await settle(msg, False, 1.0)
                 await slots.give()
@@ -372,9 +387,11 @@ class Worker:
                 run_id = body["run_id"]
             except Exception:
                 await settle(msg, True)
-                await self.resume_slots.give()
+                await self.resume_slots.of(function_id).give()
                 continue
-            self._spawn(msg, run_id, slots=self.resume_slots, function_id=function_id)
+            self._spawn(
+                msg, run_id, slots=self.resume_slots.of(function_id), function_id=function_id
+            )
         if triggers:
             await self._on_stored_events(triggers)
 
@@ -390,22 +407,24 @@ class Worker:
                     row[0]: Event(name=row[1], data=row[2], id=row[0], ts=row[3], user=row[4])
                     for row in await cur.fetchall()
                 }
-        except Exception:
-            log.exception("could not load stored events; their jobs will be redelivered")
-            for msg, _, _ in jobs:
+        except Exception as exc:
+            report_failure(exc, "could not load stored events; their jobs will be redelivered")
+            for msg, function_id, _ in jobs:
                 await settle(msg, False, 1.0)
-                await self.resume_slots.give()
+                await self.resume_slots.of(function_id).give()
             return
         by_function: dict[str, list[tuple[Msg, Event]]] = {}
         for msg, function_id, event_id in jobs:
             fn = self.functions.get(function_id)
             if fn is None or event_id not in stored:
                 await settle(msg, True)  # gone (retention) or not hosted here any more
-                await self.resume_slots.give()
+                await self.resume_slots.of(function_id).give()
                 continue
             by_function.setdefault(function_id, []).append((msg, stored[event_id]))
         for function_id, items in by_function.items():
-            await self._trigger(self.functions[function_id], items, self.resume_slots)
+            await self._trigger(
+                self.functions[function_id], items, self.resume_slots.of(function_id)
+            )
 
     async def _on_timers(self, fn: Function, msgs: list[Msg]) -> None:
         for msg in msgs:
@@ -415,11 +434,16 @@ class Worker:
             try:
                 body = jsonutil.loads(msg.data)
                 run_id, timer_id = body["run_id"], body["timer_id"]
+                if "fire_at" in body:
+                    late = max(0.0, time.time() - float(body["fire_at"]))
+                    metrics.TIMER_LATENESS.labels(fn.id).observe(late)
             except Exception:
                 await settle(msg, True)
-                await self.resume_slots.give()
+                await self.resume_slots.of(fn.id).give()
                 continue
-            self._spawn(msg, run_id, timer_id=timer_id, slots=self.resume_slots, function_id=fn.id)
+            self._spawn(
+                msg, run_id, timer_id=timer_id, slots=self.resume_slots.of(fn.id), function_id=fn.id
+            )
 
     async def _on_cron_tick(self, fn: Function, msg: Msg) -> None:
         tick = cron.latest_of(fn.config.cron_triggers, datetime.now(UTC))
@@ -427,18 +451,21 @@ class Worker:
             if await cron.claim_tick(self.pool, fn.id, tick, first_seen_counts=True):
                 if self.gate.gates(fn.id):  # not leased at creation: admission decides
                     run_id, _ = await self._start_cron_run(fn, tick, 0.0)
-                    self._spawn(msg, run_id, slots=self.resume_slots, function_id=fn.id)
+                    self._spawn(msg, run_id, slots=self.resume_slots.of(fn.id), function_id=fn.id)
                     return
                 run_id, event = await self._start_cron_run(fn, tick, self.settings.lease_seconds)
                 self._spawn(
-                    msg, run_id, fresh=(fn, event) if event else None, slots=self.resume_slots
+                    msg,
+                    run_id,
+                    fresh=(fn, event) if event else None,
+                    slots=self.resume_slots.of(fn.id),
                 )
                 return
             await settle(msg, True)
-        except Exception:
-            log.exception("cron tick for %s failed; redelivering", fn.id)
+        except Exception as exc:
+            report_failure(exc, "cron tick for %s failed; redelivering", fn.id)
             await settle(msg, False, 1.0)
-        await self.resume_slots.give()
+        await self.resume_slots.of(fn.id).give()
 
     async def _start_cron_run(
         self, fn: Function, tick: datetime, lease_seconds: float = 0.0

@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import hmac
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,16 @@ from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
 from ferryman_worker.gateway import console, limits
+from ferryman_worker.gateway.auth import (
+    EVENT_KEY,
+    PUBLIC,
+    READ,
+    Authenticate,
+    Authority,
+    needs,
+    public,
+)
+from ferryman_worker.gateway.engine_gauges import EngineGauges
 from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
 from ferryman_worker.gateway.runs_api import RunsApi
@@ -63,6 +73,7 @@ class Gateway:
         self.limits = EventLimits(max_event_bytes=settings.max_event_bytes)
         # A full batch of events at the size limit, plus JSON punctuation.
         self.max_body = self.limits.max_event_bytes * 2 + self.limits.max_events * 1024
+        self.authority = Authority(settings)
         # A further readiness check (``ferryman dev``: its worker): a problem, or None.
         self.extra_readiness: Callable[[], str | None] | None = None
 
@@ -75,6 +86,7 @@ class Gateway:
             open=False,
         )
         await self.pool.open(wait=True, timeout=30)
+        self.authority.pool = self.pool
         self.nc = await nats.connect(
             self.settings.nats_url,
             max_reconnect_attempts=-1,
@@ -85,19 +97,22 @@ class Gateway:
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js, self.nc)
+        self.gauges = EngineGauges(self.settings.database_url)
+        metrics.GATEWAY.register(self.gauges)
+        self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
+        self.gauges_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.gauges_task
+        await self.gauges.close()
+        metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
 
     async def send_events(self, request: Request) -> Response:
-        key = request.path_params["event_key"]
-        if self.settings.event_key and not hmac.compare_digest(
-            key.encode(), self.settings.event_key.encode()
-        ):
-            metrics.EVENTS_REJECTED.labels("401").inc()
-            return error(401, "unknown event key; send to /e/<your FERRYMAN_EVENT_KEY>")
+        # The event key was checked by the auth middleware (the route needs EVENT_KEY).
         try:
             payload = limits.load_json(await limits.read_body(request, self.max_body))
             events = parse_events(payload, self.limits)
@@ -279,7 +294,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
 
     functions_api, runs_api = FunctionsApi(gateway), RunsApi(gateway)
     routes: list[Any] = [
-        Route("/e/{event_key}", gateway.send_events, methods=["POST"]),
+        needs(Route("/e/{event_key}", gateway.send_events, methods=["POST"]), EVENT_KEY),
         Route("/v1/events", gateway.list_events),
         Route("/v1/events/{event_id:path}/runs", gateway.event_runs),
         Route("/v1/functions", functions_api.list),
@@ -290,16 +305,23 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/v1/runs/{run_id}", gateway.get_run),
         Route("/v1/runs/{run_id}/cancel", gateway.cancel_run, methods=["POST"]),
         Route("/v1/runs/{run_id}/replay", gateway.replay_run, methods=["POST"]),
-        Route("/health", health),
-        Route("/ready", gateway.ready),
-        Route("/metrics", metrics_endpoint(worker_metrics)),
+        public(Route("/health", health)),
+        public(Route("/ready", gateway.ready)),
+        needs(
+            Route("/metrics", metrics_endpoint(worker_metrics)),
+            PUBLIC if gateway.settings.metrics_public else READ,
+        ),
         *webhook_routes(gateway),
         *console.routes(),
     ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(Guard)],
+        # Guard outermost: it also contains a crash in the auth check.
+        middleware=[
+            Middleware(Guard),
+            Middleware(Authenticate, authority=gateway.authority),
+        ],
         exception_handlers={limits.BadRequest: _bad_request},
     )
 

@@ -15,6 +15,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ferryman_worker.gateway.auth import public
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -24,7 +26,8 @@ async def index(request: Request) -> Response:
 
 
 def routes() -> list[Route | Mount]:
+    # Public (gateway/auth.py denies unmarked routes): the files hold no data.
     return [
-        Route("/", index),
-        Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
+        public(Route("/", index)),
+        public(Mount("/static", StaticFiles(directory=STATIC), name="console-static")),
     ]

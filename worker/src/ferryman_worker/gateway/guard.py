@@ -79,7 +79,14 @@ def _clean(text: str) -> bool:
     return True
 
 
-async def answer(send: Send, status: int, message: str, *, close: bool = False) -> None:
+async def answer(
+    send: Send,
+    status: int,
+    message: str,
+    *,
+    close: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = orjson.dumps({"error": message, "status": status})
     headers: list[Any] = [
         (b"content-type", b"application/json"),
@@ -87,5 +94,6 @@ async def answer(send: Send, status: int, message: str, *, close: bool = False) 
     ]
     if close:
         headers.append((b"connection", b"close"))
+    headers.extend(extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -32,6 +32,7 @@ from ferryman.webhooks import InvalidWebhookError, WebhookSpec, parse_webhook
 from ferryman_jetstream import webhooks as registry
 from ferryman_worker import metrics
 from ferryman_worker.gateway import limits
+from ferryman_worker.gateway.auth import public
 from ferryman_worker.ids import new_id
 from ferryman_worker.settings import SettingsError
 from ferryman_worker.webhooks import deliveries as store
@@ -328,7 +329,8 @@ def _redact_query(query: dict[str, str], spec: WebhookSpec) -> dict[str, str]:
 def webhook_routes(gateway: Gateway) -> list[Route]:
     hooks = Webhooks(gateway)
     return [
-        Route("/webhooks/{name}", hooks.receive, methods=["POST"]),
+        # The signature is the credential: no API token (gateway/auth.py denies by default).
+        public(Route("/webhooks/{name}", hooks.receive, methods=["POST"])),
         Route("/v1/webhooks", hooks.list),
         Route("/v1/webhooks/{name}", hooks.get),
         Route("/v1/webhooks/{name}/deliveries", hooks.list_deliveries),
