@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
             ).fetchone()
         result["rows"] = {"runs": counts[0], "steps": counts[1]} if counts else {}
         port = _free_port()
-        env = {**os.environ, "FERRYMAN_DATABASE_URL": pg.url, "FERRYMAN_NATS_URL": nats_server.url}
+        env = {
+            **os.environ, "FERRYMAN_DATABASE_URL": pg.url, "FERRYMAN_NATS_URL": nats_server.url,
+            "FERRYMAN_AUTH": "false",  # a local gateway, as in ferryman dev
+        }  # fmt: skip
         gateway = subprocess.Popen(
             [sys.executable, "-m", "ferryman_worker.cli", "gateway", "--port", str(port)], env=env
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DevServer
+from tests.console.conftest import API_TOKEN, DevServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -168,3 +168,30 @@ async def test_a_run_held_by_flow_control_says_why(page: Any, dev: DevServer) ->
     # Once the first run ends it starts by itself; the time it spent held stays visible.
     await expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=LIVE)
     await expect(page.get_by_test_id("queued-row")).to_be_visible()
+
+
+async def test_when_the_api_wants_a_token_the_console_asks_for_one_and_keeps_it(
+    browser: Any, dev: DevServer, shots: Path
+) -> None:
+    context = await browser.new_context(
+        base_url=dev.secure_url, viewport={"width": 1280, "height": 860}
+    )
+    page = await context.new_page()
+    await page.goto("/")
+    dialog = page.get_by_test_id("token-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.get_by_test_id("function-row")).to_have_count(0)
+    await page.screenshot(path=str(shots / "sign-in.png"))
+    await page.get_by_test_id("token-input").fill("not-the-token")
+    await page.get_by_test_id("token-submit").click()
+    await expect(dialog).to_contain_text("refused")
+    await page.get_by_test_id("token-input").fill(API_TOKEN)
+    await page.get_by_test_id("token-submit").click()
+    await expect(page.get_by_test_id("function-row")).to_have_count(8)
+    await expect(dialog).to_have_count(0)
+    # Kept for the tab (sessionStorage) and sent as a Bearer header: a reload needs no prompt.
+    assert await page.evaluate("sessionStorage.getItem('ferryman.token')") == API_TOKEN
+    await page.reload()
+    await expect(page.get_by_test_id("function-row")).to_have_count(8)
+    await expect(dialog).to_have_count(0)
+    await context.close()
