@@ -157,19 +157,6 @@ async def test_new_runs_appear_in_the_list_without_reloading(
     await page.screenshot(path=str(shots / "runs.png"), full_page=True)
 
 
-async def test_a_run_held_by_flow_control_says_why(page: Any, dev: DevServer) -> None:
-    first = await dev.send("console.serial", {"seconds": 4})
-    await dev.wait_run(first, "RUNNING")
-    second = await dev.send("console.serial", {"seconds": 0})
-    held = await dev.wait_run(second, "QUEUED")
-    await page.goto(f"/#/runs/{held['run_id']}")
-    await expect(page.get_by_test_id("reason")).to_contain_text("concurrency")
-    await expect(page.get_by_test_id("queued-row")).to_be_visible()
-    # Once the first run ends it starts by itself; the time it spent held stays visible.
-    await expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=LIVE)
-    await expect(page.get_by_test_id("queued-row")).to_be_visible()
-
-
 async def test_when_the_api_wants_a_token_the_console_asks_for_one_and_keeps_it(
     browser: Any, dev: DevServer, shots: Path
 ) -> None:
