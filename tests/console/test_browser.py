@@ -145,6 +145,8 @@ async def test_new_runs_appear_in_the_list_without_reloading(
     page: Any, dev: DevServer, shots: Path
 ) -> None:
     await page.goto("/#/runs?function_id=console-timed")
+    loaded = page.get_by_test_id("run-row").or_(page.get_by_test_id("no-runs"))
+    await expect(loaded.first).to_be_visible()
     before = await page.get_by_test_id("run-row").count()
     event_id = await dev.send("console.timed", {"failures": 0, "seconds": 0})
     run = await dev.wait_run(event_id, "COMPLETED")
