@@ -39,7 +39,10 @@ e2e-kind: install ## end to end with real pods: a one-node cluster on this host 
 bench: install ## benchmarks, side by side with DBOS Transact on the same PostgreSQL
 	$(PY) -m bench
 
+chaos: install ## kill -9 workers, NATS and PostgreSQL under 3,000 runs; prints what was lost
+	$(PY) -m tests.chaos --runs 3000 --kills 60 --seconds 180
+
 clean: ## remove local data and caches (not the venv)
 	rm -rf .ferryman .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install dev lint test e2e e2e-kind bench clean
+.PHONY: help install dev lint test e2e e2e-kind bench chaos clean

@@ -45,7 +45,7 @@ fi
 stop containerd
 # runc shims of our containerd (their command line names its socket) outlive it.
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "containerd-shim.*-address $CONTAINERD_SOCK"; then
+  if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q "containerd-shim.*-address $CONTAINERD_SOCK"; then
     kill -9 "${p#/proc/}" 2>/dev/null
   fi
 done

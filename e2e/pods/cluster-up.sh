@@ -131,6 +131,8 @@ state = "$RUN/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "docker.io/$PAUSE_IMAGE"
   enable_selinux = false
+  # no CAP_SYS_RESOURCE on these machines: oom_score_adj may not go below containerd's own
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN"
     conf_dir = "$STATE/cni"

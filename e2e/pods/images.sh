@@ -16,6 +16,8 @@ TAG=${FERRYMAN_IMAGE_TAG:-e2e}
 PYTHON=${HOST_PYTHON:-/usr/bin/python3}
 source "$HERE/images.env"
 log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# The classic builder (Debian's docker.io has no buildx); set explicitly, it does not warn.
+export DOCKER_BUILDKIT=0
 build() { nice -n 19 ionice -c3 docker build -q --network host "$@" >/dev/null; }
 
 BASE=$("$HERE/base-image.sh")

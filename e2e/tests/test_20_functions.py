@@ -58,7 +58,12 @@ def test_consumers_exist_with_the_spec_settings(nats_url: str, applied_examples:
     assert work
     assert timers
     assert trigger.config.filter_subjects == ["ferryman.events.video.uploaded"]
-    assert work.config.max_ack_pending == 20  # concurrency limit 20
+    # The concurrency limit (20) is the workers' admission stage's, not MaxAckPending's
+    # (which applies per consumer, so it allowed three times the limit).
+    assert work.config.max_ack_pending == 1000
+    # Events sent after `kubectl apply` and before the operator reconciled still run.
+    assert trigger.config.deliver_policy == "by_start_time"
+    assert trigger.config.opt_start_time is not None
     assert work.config.ack_wait == 60  # delivery.ackWait 60s
     # A cron-only function has no trigger consumer but its schedule is armed.
     assert consumer_info(nats_url, EVENTS_STREAM, f"trigger-{CRON}") is None
@@ -109,7 +114,7 @@ def test_a_consumer_deleted_by_hand_comes_back(
         lambda: consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}"),
         timeout=30,
     )
-    assert info.config.max_ack_pending == 20
+    assert info.config.ack_wait == 60  # delivery.ackWait 60s, as the spec says
 
     def drift_event() -> bool:
         events = cluster.get(
@@ -141,7 +146,7 @@ def test_a_spec_change_updates_the_consumer(
         VIDEO,
         "--type=merge",
         "-p",
-        '{"spec": {"concurrency": [{"limit": 7}]}}',
+        '{"spec": {"delivery": {"maxAckPending": 7}}}',
     )
 
     def updated() -> bool:
@@ -166,13 +171,13 @@ def test_a_spec_change_updates_the_consumer(
         VIDEO,
         "--type=merge",
         "-p",
-        '{"spec": {"concurrency": [{"limit": 20}]}}',
+        '{"spec": {"delivery": {"maxAckPending": null}}}',
     )
     wait_for(
-        "max_ack_pending back to 20",
+        "max_ack_pending back to the default",
         lambda: (
             (i := consumer_info(nats_url, WORK_STREAM, f"work-{VIDEO}"))
-            and i.config.max_ack_pending == 20
+            and i.config.max_ack_pending == 1000
         ),
         timeout=30,
     )

@@ -22,6 +22,6 @@ async def test_every_test_in_the_sdk_guide_passes() -> None:
     namespace = load_doc_module()
     tests = [fn for name, fn in namespace.items() if name.startswith("test_")]
 
-    assert len(tests) == 4
+    assert len(tests) == 5
     for test in tests:
         await test()

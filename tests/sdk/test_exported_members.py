@@ -27,7 +27,13 @@ def test_every_export_is_defined_and_public() -> None:
 
 
 def test_the_testing_module_exports() -> None:
-    assert set(ferryman.testing.__all__) == {"InMemoryRuntime", "TestResult", "run_function"}
+    assert set(ferryman.testing.__all__) == {
+        "FlowResult",
+        "InMemoryRuntime",
+        "TestResult",
+        "run_events",
+        "run_function",
+    }
 
 
 def test_no_public_name_escapes_all() -> None:

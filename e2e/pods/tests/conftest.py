@@ -81,7 +81,9 @@ def release(cluster: Kube, state_dir: Path) -> str:
     values = state_dir / "values.json"
     values.write_text(json.dumps(chart_values()))
     cluster.helm(
-        "install",
+        # install (an upgrade when a kept cluster has it: KEEP=1 reruns)
+        "upgrade",
+        "--install",
         RELEASE,
         str(REPO / "charts/ferryman"),
         "-n",

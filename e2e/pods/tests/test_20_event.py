@@ -16,6 +16,10 @@ def test_the_video_example_completes_in_a_pod(cluster: Kube, gateway: str) -> No
         if doc["kind"] == "WorkerPool":
             doc["spec"]["image"] = images()["EXAMPLES_IMAGE"]
             doc["spec"]["imagePullPolicy"] = "IfNotPresent"
+            # the example's stand-in services keep their ledger in a file: the root is read-only
+            doc["spec"]["env"].append(
+                {"name": "FERRYMAN_EXAMPLES_LEDGER", "value": "/tmp/examples-ledger.jsonl"}
+            )
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=yaml.safe_dump_all(docs))
     cluster.kubectl(
         "-n",

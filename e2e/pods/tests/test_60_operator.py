@@ -7,6 +7,7 @@ from jetstream import consumer_info, delete_consumer
 from kube import Kube, wait_for
 
 from conftest import NAMESPACE
+from test_10_install import helm_test
 from ferryman_jetstream import WORK_STREAM
 
 FUNCTION = "e2e-pods-durable"
@@ -53,5 +54,4 @@ def test_a_new_operator_pod_takes_over(cluster: Kube, release: str, app: str) ->
         timeout=120,
         interval=1,
     )
-    out = cluster.helm("test", release, "-n", NAMESPACE, "--timeout", "3m", timeout=200).stdout
-    assert "Succeeded" in out, out
+    helm_test(cluster, release)

@@ -29,7 +29,7 @@ from ferryman._function import Function
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec, reset_sender, set_sender
 from ferryman.errors import NonRetriableError, describe
 
-__all__ = ["InMemoryRuntime", "TestResult", "run_function"]
+__all__ = ["FlowResult", "InMemoryRuntime", "TestResult", "run_events", "run_function"]
 
 
 @dataclass
@@ -187,6 +187,7 @@ async def run_function(
     max_passes: int = 1000,
     incoming: list[tuple[Duration, Any]] | None = None,
     functions: dict[str, Any] | None = None,
+    cancel_at: datetime | None = None,
 ) -> TestResult:
     """Run ``fn`` for ``event`` (or a batch) to its end, in virtual time.
 
@@ -195,6 +196,8 @@ async def run_function(
             ``wait_for_event`` sees those that arrive while it waits.
         functions: what ``step.invoke`` may call, by function id: a decorated function
             (run in memory too) or a plain callable taking the data.
+        cancel_at: the virtual time the run is cancelled at (``timeouts.finish``): a
+            pass due later does not happen and the run ends CANCELLED.
     """
     runtime = runtime or InMemoryRuntime()
     for delay, later in incoming or []:
@@ -233,6 +236,12 @@ async def run_function(
                     runtime.clock - start,
                 )
             if runtime.timers:
+                if cancel_at is not None and min(runtime.timers) > cancel_at:
+                    runtime.clock = cancel_at
+                    return TestResult(
+                        "CANCELLED", None, {"name": "Cancelled", "message": "timeouts.finish"},
+                        dict(runtime.steps), runtime.sent, passes, runtime.clock - start,
+                    )  # fmt: skip
                 runtime.clock = max(runtime.clock, min(runtime.timers))
                 runtime.timers.remove(min(runtime.timers))
         raise RuntimeError(f"run did not finish in {max_passes} passes")
@@ -240,3 +249,62 @@ async def run_function(
         # Restore, not clear: an invoked child's run_function must leave its parent's
         # sender in place, or the parent's next fm.send finds none.
         reset_sender(token)
+
+
+@dataclass
+class FlowRun:
+    """One run flow control let start: its events, when (virtual time from the first
+    arrival) and how it ended."""
+
+    events: list[Event]
+    started: timedelta
+    result: TestResult
+
+
+@dataclass
+class FlowResult:
+    """What a series of events did under the function's flow control."""
+
+    runs: list[FlowRun]
+    #: events that started no run, with the rule: rate_limit, singleton, debounce
+    #: (replaced by a later event), timeouts.start (the run would have started too late)
+    skipped: list[tuple[Event, str]]
+
+
+async def run_events(
+    fn: Function, arrivals: list[tuple[Duration, Any]], *, functions: dict[str, Any] | None = None
+) -> FlowResult:
+    """Send events at virtual times (``(delay from the start, event)``) and run what the
+    function's flow control lets through: rate limit, singleton ``skip``, debounce, batch,
+    throttle and timeouts, as the worker decides them. Step bodies take no virtual time,
+    so concurrency limits and priority never hold a run back here (the worker enforces
+    them; see docs/sdk.md)."""
+    from ferryman._flowsim import Planned, plan
+
+    origin = InMemoryRuntime().clock
+    timed = [
+        (origin + parse_duration(delay), e) for delay, item in arrivals for e in coerce_events(item)
+    ]
+    finish = fn.config.timeouts.finish if fn.config.timeouts else None
+    done: dict[int, TestResult] = {}
+
+    async def simulate(run: Planned) -> TestResult:
+        if id(run) not in done:
+            done[id(run)] = await run_function(
+                fn, run.events, runtime=InMemoryRuntime(clock=run.start),
+                run_id=f"run-{len(done)}", functions=functions,
+                cancel_at=run.start + finish if finish else None,
+            )  # fmt: skip
+        return done[id(run)]
+
+    async def end_of(run: Planned) -> datetime:  # singleton: is the last run still going?
+        return run.start + (await simulate(run)).elapsed
+
+    decided = await plan(fn, timed, end_of)
+    runs, skipped = [], list(decided.skipped)
+    for run in sorted(decided.runs, key=lambda r: r.start):
+        if run.cancelled:
+            skipped += [(e, "timeouts.start") for e in run.events]
+            continue
+        runs.append(FlowRun(run.events, run.start - origin, await simulate(run)))
+    return FlowResult(runs, skipped)

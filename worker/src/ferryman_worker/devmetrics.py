@@ -70,7 +70,8 @@ class DevMetrics:
     def __init__(self, registry: CollectorRegistry, upstreams: list[str]) -> None:
         self.registry = registry
         self.upstreams = upstreams
-        self.client = httpx.AsyncClient(timeout=2.0)
+        # Well under any scrape timeout: a stuck worker must not take the gateway down too.
+        self.client = httpx.AsyncClient(timeout=1.0)
         self.failing: set[str] = set()
 
     async def exposition(self) -> bytes:
@@ -82,7 +83,9 @@ class DevMetrics:
             except httpx.HTTPError as exc:
                 # The worker restarts on every code change: say so once, not every scrape.
                 if url not in self.failing:
-                    log.warning("worker metrics unavailable at %s (%s)", url, exc)
+                    log.warning(
+                        "worker metrics unavailable at %s (%s: %s)", url, type(exc).__name__, exc
+                    )
                     self.failing.add(url)
                 continue
             if url in self.failing:

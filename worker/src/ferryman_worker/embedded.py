@@ -14,7 +14,7 @@ version) is found by its data folder and stopped before a new one starts on it.
 from __future__ import annotations
 
 import contextlib
-import ctypes  # here, not in the child: after setuid it may not read Python's files
+import ctypes
 import os
 import shutil
 import signal
@@ -26,6 +26,9 @@ from pathlib import Path
 
 PG_USER = "ferryman-pg"
 PR_SET_PDEATHSIG = 1
+# Loaded in the parent: a child that has switched to the postgres user may no longer be
+# able to read Python's own library folder to import anything.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def die_with_parent(sig: int, parent_pid: int) -> None:
@@ -34,10 +37,9 @@ def die_with_parent(sig: int, parent_pid: int) -> None:
     The signal follows the *thread* that forked, so start servers from the main thread.
     Linux only; elsewhere the orphan check in ``Server.start`` is the safety net.
     """
-    if not sys.platform.startswith("linux"):
+    if _LIBC is None:
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    _LIBC.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os.kill(os.getpid(), sig)
 

@@ -233,6 +233,8 @@ def hosting(function_id: str) -> None:
     for outcome in ("completed", "retrying", "failed"):
         STEP_ATTEMPTS.labels(function_id, outcome)
     RUN_RETRIES.labels(function_id)
+    for system in ("postgresql", "nats"):
+        STORE_ERRORS.labels(system)
 
 
 # Webhooks, per webhook (bounded: names that are not webhooks count under "(unknown)").

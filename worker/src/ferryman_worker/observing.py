@@ -79,6 +79,7 @@ class ObservedSteps:
         )
 
     async def retry_step(self, step: NewStep, error: dict[str, Any], at: datetime) -> None:
+        delay = max(0.0, (at - datetime.now(UTC)).total_seconds())  # before the commit's time
         await self.store.retry_step(step, error, at)
         self._attempt_done(step, "retrying")
         log.info(
@@ -88,7 +89,7 @@ class ObservedSteps:
             step.attempt + 1,
             step.extra.get("max_attempts", "?"),
             _error_text(error),
-            seconds(max(0.0, (at - datetime.now(UTC)).total_seconds())),
+            seconds(delay),
             extra=self._fields(step.id, step.attempt + 1),
         )
 

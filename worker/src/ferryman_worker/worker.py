@@ -117,6 +117,7 @@ class Worker:
         )
         self.gate = Gate(self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds)
         self.advancer.gate = self.gate
+        self.arrivals = asyncio.Semaphore(8)  # admission transactions at once, per worker
         declared = await self._register()
         if s.manage_topology:
             await ensure_streams(self.js)
@@ -346,25 +347,33 @@ class Worker:
     async def _admit_events(
         self, fn: Function, items: list[tuple[Msg, Event]], slots: Slots
     ) -> None:
-        """Events of a function with flow control go through the admission stage."""
-        for msg, event in items:
-            if not fn.accepts(event):
-                metrics.RUNS_SKIPPED.labels(fn.id, "filtered").inc()
-                await settle(msg, True)
-                await slots.give()
-                continue
-            try:
-                arrival = await self.gate.arrive(fn, event)
-            except Exception:
-                log.exception("admission of event %s failed; it will be redelivered", event.id)
-                await settle(msg, False, 1.0)
-                await slots.give()
-                continue
-            if arrival.start_now and arrival.run_id:
-                self._spawn(msg, arrival.run_id, slots=slots, function_id=fn.id)
-            else:
-                await settle(msg, True)
-                await slots.give()
+        """Events of a function with flow control go through the admission stage, each in
+        its own transaction, a few at a time (locks per key keep the decisions consistent;
+        the bound leaves pool connections for the runs being advanced)."""
+        await asyncio.gather(*(self._admit_event(fn, msg, event, slots) for msg, event in items))
+
+    async def _admit_event(self, fn: Function, msg: Msg, event: Event, slots: Slots) -> None:
+        async with self.arrivals:
+            await self._admit_one(fn, msg, event, slots)
+
+    async def _admit_one(self, fn: Function, msg: Msg, event: Event, slots: Slots) -> None:
+        if not fn.accepts(event):
+            metrics.RUNS_SKIPPED.labels(fn.id, "filtered").inc()
+            await settle(msg, True)
+            await slots.give()
+            return
+        try:
+            arrival = await self.gate.arrive(fn, event)
+        except Exception:
+            log.exception("admission of event %s failed; it will be redelivered", event.id)
+            await settle(msg, False, 1.0)
+            await slots.give()
+            return
+        if arrival.start_now and arrival.run_id:
+            self._spawn(msg, arrival.run_id, slots=slots, function_id=fn.id)
+        else:
+            await settle(msg, True)
+            await slots.give()
 
     async def _learn_waits(self, msg: Msg) -> None:
         lines = msg.data.decode(errors="replace").split("\n")

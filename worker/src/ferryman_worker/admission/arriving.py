@@ -39,7 +39,9 @@ async def arrive(conn: Any, runs: RunStore, policy: FlowPolicy, event: Event) ->
     run_id = new_id()
     existing = await store.claim_key(conn, fn.id, run_key(fn, event), run_id)
     if existing is not None:
-        return Arrival(run_id=existing)  # redelivery, or a duplicate idempotency key
+        # A redelivery (or a duplicate idempotency key): nothing new is decided, but the
+        # run may never have been advanced (its worker died), so it is offered to admission.
+        return Arrival(run_id=existing, start_now=True)
     if not await rate_limit.allows(conn, policy, event):
         await store.skip(conn, event_id, fn.id, rate_limit.RULE, None)
         return Arrival(skipped=rate_limit.RULE)

@@ -1,0 +1,75 @@
+"""A held run says why, through the REST API and the CLI; skipped events say which rule."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ferryman_worker import cli
+from ferryman_worker.gateway import Gateway, create_app
+from tests.apps import flow_app
+from tests.harness import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    gateway = Gateway(stack.settings())
+    await gateway.open()
+    transport = httpx.ASGITransport(app=create_app(gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        yield client
+    await gateway.close()
+
+
+async def test_held_runs_give_a_reason_and_skipped_events_their_rule(
+    stack: Stack, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    await stack.start_worker(flow_app.fm)
+    ids = []
+    for _ in range(3):
+        answer = await api.post("/e/any", json={"name": "flow.one", "data": {"seconds": 1.0}})
+        ids += answer.json()["ids"]
+    held: dict[str, Any] = {}
+
+    async def a_held_run() -> bool:
+        for event_id in ids:
+            for run in (await api.get(f"/v1/events/{event_id}/runs")).json()["data"]:
+                detail = (await api.get(f"/v1/runs/{run['run_id']}")).json()["data"]
+                reason = detail["reason"] or ""
+                if detail["status"] == "QUEUED" and reason.startswith("concurrency key"):
+                    held.update(detail)
+                    return True
+        return False
+
+    await wait_for(a_held_run, 10, "no run was shown QUEUED with a reason")
+    assert held["reason"].startswith("concurrency key (none)"), held["reason"]
+
+    # the CLI prints the same reason
+    body = {"data": held}
+    monkeypatch.setattr(cli, "_http", lambda method, url, **kw: body)
+    cli.cmd_runs_show(argparse.Namespace(url="http://gw", run_id=held["run_id"], json=False))
+    assert f"reason    {held['reason']}" in capsys.readouterr().out
+
+    rated = []
+    for _ in range(2):
+        answer = await api.post("/e/any", json={"name": "flow.rated", "data": {"user": "u"}})
+        rated += answer.json()["ids"]
+
+    async def recorded() -> bool:
+        body = (await api.get(f"/v1/events/{rated[1]}/runs")).json()
+        return bool(body["skipped"])
+
+    await wait_for(recorded, 10, "the rate-limited event was not listed as skipped")
+    body = (await api.get(f"/v1/events/{rated[1]}/runs")).json()
+    assert body["data"] == []
+    assert [(s["function_id"], s["skipped"]) for s in body["skipped"]] == [
+        ("flow-rate-limited", "rate_limit")
+    ]
+    finished = (await api.get(f"/v1/runs/{held['run_id']}")).json()["data"]
+    assert finished["reason"] is None or finished["status"] == "QUEUED"
