@@ -32,6 +32,8 @@ def test_deployment_is_owned_and_runs_the_module() -> None:
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["FERRYMAN_NATS_URL"] == "nats://nats:4222"
     assert env["LOG_LEVEL"] == "debug"
+    # running steps may finish until just before the kubelet's SIGKILL
+    assert env["FERRYMAN_SHUTDOWN_GRACE"] == "295"
     assert c["envFrom"][0] == {"secretRef": {"name": "ferryman-worker-env", "optional": True}}
     assert d["spec"]["template"]["metadata"]["labels"]["team"] == "media"
     assert d["spec"]["selector"]["matchLabels"] == {dep.POOL_LABEL: "video"}

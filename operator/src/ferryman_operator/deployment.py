@@ -40,6 +40,9 @@ def build(
         {"name": "FERRYMAN_MANAGE_TOPOLOGY", "value": "false"},
         {"name": "FERRYMAN_METRICS_PORT", "value": "9090"},
     ]
+    grace = int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
+    # A stopping worker lets running steps finish until just before the kubelet's SIGKILL.
+    env.append({"name": "FERRYMAN_SHUTDOWN_GRACE", "value": str(max(grace - 5, 0))})
     env += [dict(e) for e in spec.get("env") or []]
     env_from = [dict(e) for e in spec.get("envFrom") or []]
     if settings.worker_env_secret:
@@ -66,9 +69,7 @@ def build(
         container["resources"] = dict(spec["resources"])
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "terminationGracePeriodSeconds": int(
-            spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-        ),
+        "terminationGracePeriodSeconds": grace,
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     account = spec.get("serviceAccountName") or settings.worker_service_account

@@ -229,7 +229,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         await done.wait()
-        await worker.stop()
+        await worker.stop(grace=settings.shutdown_grace)
 
     asyncio.run(main())
     return 0

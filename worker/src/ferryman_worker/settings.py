@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="worker creates its JetStream consumers and cron schedules itself "
         "(dev and plain installs); set false when the operator owns them",
     )
+    shutdown_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a stopping worker (SIGTERM) lets its running steps finish; the "
+        "operator sets it from the pool's terminationGracePeriodSeconds",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,
