@@ -48,6 +48,7 @@ from ferryman_worker.gateway.auth import (
 from ferryman_worker.gateway.engine_gauges import EngineGauges
 from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.openapi import openapi_json
 from ferryman_worker.gateway.runs_api import RunsApi
 from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
@@ -312,6 +313,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/v1/runs/{run_id}", gateway.get_run),
         Route("/v1/runs/{run_id}/cancel", gateway.cancel_run, methods=["POST"]),
         Route("/v1/runs/{run_id}/replay", gateway.replay_run, methods=["POST"]),
+        public(Route("/openapi.json", openapi_json)),
         public(Route("/health", health)),
         public(Route("/ready", gateway.ready)),
         needs(
