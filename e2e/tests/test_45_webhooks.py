@@ -7,13 +7,12 @@ refused by the API server (e2e/invalid/17-19); deleting the resource stops the e
 
 from __future__ import annotations
 
-# embedded.die_with_parent imports ctypes in the child after it has switched to the
-# PostgreSQL user, who cannot read a Python installed under /root: import it here first.
-import ctypes  # noqa: F401
 import hashlib
 import hmac
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube import Kube, condition, free_port, wait_for
-from test_50_runs import Proc, http
+from kube import REPO, Kube, condition, free_port, wait_for
+from test_50_runs import API_TOKEN, Proc, http
 
 from conftest import FULLNAME, NAMESPACE, Operator, service_account_kubeconfig
 
@@ -55,7 +54,7 @@ def gateway(cluster: Kube, operator: Operator, nats_url: str, state_dir: Path) -
     pg.start()
     env = {
         **os.environ, "FERRYMAN_NATS_URL": nats_url, "FERRYMAN_DATABASE_URL": pg.url,
-        "E2E_GITHUB_SECRET": SECRET,
+        "E2E_GITHUB_SECRET": SECRET, "FERRYMAN_API_TOKEN": API_TOKEN,
         "KUBECONFIG": str(service_account_kubeconfig(
             cluster, f"{FULLNAME}-gateway", state_dir / "gateway-webhooks.kubeconfig")),
     }  # fmt: skip
@@ -107,6 +106,21 @@ def ready_webhook(cluster: Kube) -> dict[str, Any] | None:
     generation = obj["metadata"]["generation"]
     ready = condition(obj, "Ready")
     return obj if ready.get("observedGeneration") == generation else None
+
+
+def test_webhooks_declared_in_code_are_resources_the_api_server_accepts(
+    cluster: Kube, release: str
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ferryman_worker.cli", "manifests", "-m", "examples.await_payment"],
+        check=True, cwd=REPO, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert "kind: Webhook" in out
+    dry = cluster.kubectl(
+        "-n", NAMESPACE, "apply", "--dry-run=server", "-f", "-", input=out, check=False
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "webhook.ferryman.dev/stripe-payments created (server dry run)" in dry.stdout
 
 
 def test_a_webhook_resource_serves_signed_deliveries_as_events(cluster: Kube, gateway: str) -> None:

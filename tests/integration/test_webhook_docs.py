@@ -38,7 +38,9 @@ async def test_the_webhooks_guide_runs(stack: Stack, monkeypatch: pytest.MonkeyP
     await stack.start_worker(module.fm)  # declares the doc's webhooks, as `ferryman dev` does
 
     server = uvicorn.Server(uvicorn.Config(
-        create_app(Gateway(stack.settings())), host="127.0.0.1", port=port, log_level="warning"
+        # Auth off, as under `ferryman dev`, which the guide's senders talk to.
+        create_app(Gateway(stack.settings(auth=False))),
+        host="127.0.0.1", port=port, log_level="warning",
     ))  # fmt: skip
     serving = asyncio.create_task(server.serve())
     try:

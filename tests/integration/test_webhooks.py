@@ -29,6 +29,7 @@ from tests.harness import Stack
 pytestmark = pytest.mark.integration
 
 STRIPE_SECRET = "whsec_test_5b1c"
+TOKEN = "operate-token-for-tests"
 GITHUB_SECRET = "gh-secret"
 STRIPE_TRANSFORM = '{"name": "stripe/" + body.type, "id": body.id, "data": body.data.object}'
 
@@ -41,8 +42,13 @@ async def fulfil(ctx: ferryman.Context) -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, client: httpx.AsyncClient, gateway: Gateway, stack: Stack) -> None:
+    """``client`` is a third party (no credentials); ``rest`` calls the REST API with a token."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, rest: httpx.AsyncClient, gateway: Gateway, stack: Stack
+    ) -> None:
         self.client = client
+        self.rest = rest
         self.gateway = gateway
         self.stack = stack
 
@@ -61,14 +67,16 @@ async def api(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (secrets / "carrier").mkdir(parents=True)
     (secrets / "carrier" / "signing-key").write_text("carrier-key\n")
     monkeypatch.setenv("FERRYMAN_WEBHOOK_SECRETS_DIR", str(secrets))
-    gateway = Gateway(stack.settings(event_key="sekret", api_token="tok"))
+    # Auth on, as in a cluster: the webhook path needs no token, the REST API does.
+    gateway = Gateway(stack.settings(event_key="sekret", auth=True, api_token=TOKEN))
     await gateway.open()
     transport = httpx.ASGITransport(app=create_app(gateway))
-    headers = {"Authorization": "Bearer tok"}  # the /v1 API needs it; /webhooks/ does not
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://gw", headers=headers
-    ) as client:
-        hooks = Api(client, gateway, stack)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://gw", headers=bearer) as rest,
+    ):
+        hooks = Api(client, rest, gateway, stack)
         await hooks.declare(
             "stripe",
             {"transform": STRIPE_TRANSFORM, "verification": stripe(
@@ -97,7 +105,7 @@ def payment(event_id: str = "evt_1", amount: int = 4200) -> bytes:
 
 
 async def metric(api: Api, line: str) -> float:
-    for row in (await api.client.get("/metrics")).text.splitlines():
+    for row in (await api.rest.get("/metrics")).text.splitlines():
         if row.startswith(line + " "):
             return float(row.split()[-1])
     return 0.0
@@ -118,7 +126,7 @@ async def test_a_signed_stripe_delivery_becomes_an_event_that_starts_a_run(
     assert data["metadata"] == {"orderId": "o-1"}
 
     delivery_id = response.json()["delivery_id"]
-    delivery = (await api.client.get(f"/v1/webhooks/stripe/deliveries/{delivery_id}")).json()
+    delivery = (await api.rest.get(f"/v1/webhooks/stripe/deliveries/{delivery_id}")).json()
     delivery = delivery["data"]
     assert delivery["status"] == "ACCEPTED"
     assert delivery["verification"] == "stripe"
@@ -228,7 +236,7 @@ async def test_generic_hmac_from_a_mounted_secret_and_form_bodies(api: Api) -> N
         "shipping/label-created",
         {"orderId": "o-1", "tracking": "1Z999"},
     )
-    delivery = (await api.client.get("/v1/webhooks/carrier/deliveries")).json()["data"][0]
+    delivery = (await api.rest.get("/v1/webhooks/carrier/deliveries")).json()["data"][0]
     assert delivery["headers"]["x-carrier-signature"] == "[redacted]"
     wrong = base64.b64encode(hmac.new(b"other", body, hashlib.sha256).digest()).decode()
     refused = await api.client.post(
@@ -255,7 +263,7 @@ async def test_shared_tokens_in_a_header_or_the_query(
         await api.client.post("/webhooks/by-query?token=t0k3n", json={"n": 2})
     ).status_code == 200
     assert (await api.client.post("/webhooks/by-query?token=x", json={"n": 2})).status_code == 401
-    kept = (await api.client.get("/v1/webhooks/by-query/deliveries")).json()["data"]
+    kept = (await api.rest.get("/v1/webhooks/by-query/deliveries")).json()["data"]
     assert kept[0]["query"] == {"token": "[redacted]"}
 
 
@@ -272,7 +280,7 @@ async def test_a_transform_error_is_400_naming_the_problem_and_a_fixed_transform
     assert "no such key" in error
     assert api.count("events") == 0
     delivery_id = response.json()["delivery_id"]
-    kept = (await api.client.get(f"/v1/webhooks/stripe/deliveries/{delivery_id}")).json()["data"]
+    kept = (await api.rest.get(f"/v1/webhooks/stripe/deliveries/{delivery_id}")).json()["data"]
     assert kept["status"] == "TRANSFORM_FAILED"
     assert kept["error"] == error
     status = await registry.get_status(api.gateway.js, "stripe")
@@ -282,7 +290,7 @@ async def test_a_transform_error_is_400_naming_the_problem_and_a_fixed_transform
         "transform": '{"name": "stripe/" + body.type, "id": body.id, "data": body.payload}',
         "verification": stripe(secret_env="STRIPE_WEBHOOK_SECRET").to_spec(),
     })  # fmt: skip
-    rerun = await api.client.post(f"/v1/webhooks/stripe/deliveries/{delivery_id}/rerun")
+    rerun = await api.rest.post(f"/v1/webhooks/stripe/deliveries/{delivery_id}/rerun")
     assert rerun.status_code == 200, rerun.text
     assert rerun.json()["data"]["status"] == "ACCEPTED"
     assert rerun.json()["data"]["reruns"] == 1
@@ -383,20 +391,20 @@ async def test_the_webhooks_api_lists_webhooks_and_pages_deliveries(api: Api) ->
                                 "verification": none().to_spec()})  # fmt: skip
     for n in range(5):
         await api.client.post("/webhooks/pages", json={"n": n})
-    listed = (await api.client.get("/v1/webhooks")).json()["data"]
+    listed = (await api.rest.get("/v1/webhooks")).json()["data"]
     assert {w["name"] for w in listed} == {"stripe", "pages"}
-    one = (await api.client.get("/v1/webhooks/pages")).json()["data"]
+    one = (await api.rest.get("/v1/webhooks/pages")).json()["data"]
     assert one["path"] == "/webhooks/pages"
     assert one["status"]["lastResult"] == "ACCEPTED"
-    first = (await api.client.get("/v1/webhooks/pages/deliveries?limit=3")).json()
-    second = (await api.client.get(
+    first = (await api.rest.get("/v1/webhooks/pages/deliveries?limit=3")).json()
+    second = (await api.rest.get(
         f"/v1/webhooks/pages/deliveries?limit=3&cursor={first['cursor']}")).json()  # fmt: skip
     bodies = [json.loads(d["body"])["n"] for d in first["data"] + second["data"]]
     assert bodies == [4, 3, 2, 1, 0]
     assert second["cursor"] is None
-    assert (await api.client.get("/v1/webhooks/nope")).status_code == 404
-    assert (await api.client.get("/v1/webhooks/pages/deliveries?limit=0")).status_code == 400
-    assert (await api.client.get("/v1/webhooks/pages/deliveries/nope")).status_code == 404
+    assert (await api.rest.get("/v1/webhooks/nope")).status_code == 404
+    assert (await api.rest.get("/v1/webhooks/pages/deliveries?limit=0")).status_code == 400
+    assert (await api.rest.get("/v1/webhooks/pages/deliveries/nope")).status_code == 404
 
 
 async def test_deliveries_older_than_the_retention_are_pruned(api: Api) -> None:
@@ -411,5 +419,14 @@ async def test_deliveries_older_than_the_retention_are_pruned(api: Api) -> None:
     )
     deliveries = store.Deliveries(api.gateway.pool, timedelta(days=7))
     assert await deliveries.prune() == 1
-    kept = (await api.client.get("/v1/webhooks/kept/deliveries")).json()["data"]
+    kept = (await api.rest.get("/v1/webhooks/kept/deliveries")).json()["data"]
     assert [json.loads(d["body"]) for d in kept] == [{"n": 1}]
+
+
+async def test_the_deliveries_api_needs_a_token_and_the_webhook_path_does_not(api: Api) -> None:
+    assert (await api.client.get("/v1/webhooks")).status_code == 401
+    assert (await api.client.get("/v1/webhooks/stripe/deliveries")).status_code == 401
+    assert (await api.client.post("/v1/webhooks/stripe/deliveries/x/rerun")).status_code == 401
+    body = payment("evt_public")
+    response = await api.client.post("/webhooks/stripe", content=body, headers=stripe_headers(body))
+    assert response.status_code == 200
