@@ -99,7 +99,13 @@ class Gateway:
         await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js, self.nc)
         self.gauges = EngineGauges(self.settings.database_url)
-        metrics.GATEWAY.register(self.gauges)
+        # One exporter per process: a second gateway opened in the same process (tests,
+        # embedding) leaves the engine gauges to the first.
+        self.exports_gauges = True
+        try:
+            metrics.GATEWAY.register(self.gauges)
+        except ValueError:
+            self.exports_gauges = False
         self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
@@ -107,7 +113,8 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             await self.gauges_task
         await self.gauges.close()
-        metrics.GATEWAY.unregister(self.gauges)
+        if self.exports_gauges:
+            metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
