@@ -16,9 +16,12 @@ TAG=${FERRYMAN_IMAGE_TAG:-e2e}
 PYTHON=${HOST_PYTHON:-/usr/bin/python3}
 source "$HERE/images.env"
 log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-# The classic builder (Debian's docker.io has no buildx); set explicitly, it does not warn.
-export DOCKER_BUILDKIT=0
-build() { nice -n 19 ionice -c3 docker build -q --network host "$@" >/dev/null; }
+# Debian's docker.io has the classic builder only; its deprecation notice is noise here, so
+# a build's output is shown only when it fails.
+build() {
+  local out
+  out=$(nice -n 19 ionice -c3 docker build -q --network host "$@" 2>&1) || { echo "$out" >&2; return 1; }
+}
 
 BASE=$("$HERE/base-image.sh")
 

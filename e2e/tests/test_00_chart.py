@@ -83,14 +83,18 @@ def test_optional_features_render_only_when_their_apis_exist() -> None:
     assert "kind: ServiceMonitor" in with_api
     assert "kind: PrometheusRule" in with_api
     default = helm("template", "r", str(CHART), *BASE).stdout
-    for kind in ("NetworkPolicy", "PodDisruptionBudget", "StatefulSet", "ConfigMap"):
+    for kind in ("PodDisruptionBudget", "StatefulSet", "ConfigMap"):
         assert f"kind: {kind}" not in default, f"{kind} should be off by default"
+    # Safe to expose (docs/security.md): the gateway's NetworkPolicy is on by default.
+    assert "kind: NetworkPolicy" in default
 
 
-def test_no_default_resources() -> None:
+def test_default_resources_have_requests_and_limits() -> None:
+    """Issue 7 overrides "no default resources": every Ferryman container is bounded."""
     default = helm("template", "r", str(CHART), *BASE).stdout
     for doc in yaml.safe_load_all(default):
-        if doc and doc["kind"] in ("Deployment", "StatefulSet", "Pod"):
-            spec = doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"]
-            for container in spec["containers"]:
-                assert "resources" not in container, doc["metadata"]["name"]
+        if doc and doc["kind"] in ("Deployment", "StatefulSet"):
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                resources = container["resources"]
+                assert resources["requests"], doc["metadata"]["name"]
+                assert resources["limits"], doc["metadata"]["name"]

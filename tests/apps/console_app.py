@@ -76,3 +76,22 @@ async def await_reply(ctx: ferryman.Context) -> str:
         timeout=ctx.event.data.get("timeout", "1s"),
     )
     return "answered" if reply is not None else "no reply"
+
+
+@fm.function(id="caller", trigger=ferryman.on_event("console.call"))
+async def caller(ctx: ferryman.Context) -> Any:
+    """Invokes ``timed`` (one failure first): a parent and a child run, linked both ways."""
+    return await ctx.step.invoke(
+        "call-timed", function=timed, data={"failures": 0, "seconds": 0}, timeout="1m"
+    )
+
+
+@fm.function(
+    id="one-at-a-time",
+    trigger=ferryman.on_event("console.serial"),
+    concurrency=[ferryman.Concurrency(limit=1)],
+)
+async def one_at_a_time(ctx: ferryman.Context) -> str:
+    """One run at a time: a second run waits QUEUED, and flow control says why."""
+    await ctx.step.run("work", asyncio.sleep, float(ctx.event.data.get("seconds", 3)))
+    return "done"

@@ -41,6 +41,7 @@ FLAGS = [
     "--no-first-run",
 ]
 MODULE = "tests.apps.console_app"
+API_TOKEN = "console-test-token"
 
 
 def _free_port() -> int:
@@ -75,16 +76,24 @@ class DevServer:
             # Open, as `ferryman dev` is (the gateway alone requires tokens by default).
             "FERRYMAN_AUTH": "false",
         }
+        # The console's gateway is open, as in `ferryman dev`; a second one on the same
+        # data requires an API token (what a cluster runs), for the sign-in scenario.
+        self.secure_port = _free_port()
+        self.secure_url = f"http://127.0.0.1:{self.secure_port}"
         self.procs = [
-            self._spawn("gateway", "gateway", "--port", str(self.port)),
+            self._spawn("gateway", "gateway", "--port", str(self.port), FERRYMAN_AUTH="false"),
+            self._spawn(
+                "secure-gateway", "gateway", "--port", str(self.secure_port),
+                FERRYMAN_AUTH="true", FERRYMAN_API_TOKEN=API_TOKEN,
+            ),
             self._spawn("worker", "worker", "-m", MODULE),
-        ]
+        ]  # fmt: skip
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
         with (self.tmp / f"{name}.log").open("wb") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "ferryman_worker.cli", *args],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**self.env, **env},
                 start_new_session=True,
             )  # fmt: skip
 
@@ -98,7 +107,8 @@ class DevServer:
                 raise RuntimeError(f"gateway or worker exited:\n{self.logs()}")
             try:
                 found = httpx.get(f"{self.url}/v1/functions", timeout=2).json()["data"]
-                if len(found) >= functions:
+                secure = httpx.get(f"{self.secure_url}/health", timeout=2).status_code
+                if len(found) >= functions and secure == 200:
                     return
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
@@ -148,7 +158,7 @@ def dev(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> 
     _require_browser()
     server = DevServer(pg_server, tmp_path_factory.mktemp("console"))
     try:
-        server.wait_ready(functions=6)
+        server.wait_ready(functions=8)
         yield server
     finally:
         server.stop()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DevServer
+from tests.console.conftest import API_TOKEN, DevServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,7 +27,7 @@ async def test_the_console_shows_the_example_apps_functions(page: Any, shots: Pa
     rows = page.get_by_test_id("function-row")
     await expect(page.locator('[data-function="bookings-process-booking"]')).to_be_visible()
     await expect(page.locator('[data-function="console-timed"]')).to_contain_text("console.timed")
-    assert await rows.count() == 6
+    assert await rows.count() == 8
     await page.screenshot(path=str(shots / "functions.png"), full_page=True)
 
 
@@ -129,10 +129,10 @@ async def test_bulk_cancel_of_a_filtered_set_says_how_many_first(
     await page.get_by_test_id("filter-function").select_option("console-await-reply")
     await page.get_by_test_id("filter-status").select_option("WAITING")
     await expect(page.get_by_test_id("run-row")).to_have_count(3, timeout=LIVE)
-    await page.screenshot(path=str(shots / "runs.png"), full_page=True)
     await page.get_by_test_id("bulk-cancel").click()
     dialog = page.get_by_test_id("confirm-dialog")
     await expect(dialog).to_contain_text("Cancel 3 runs?")
+    await page.screenshot(path=str(shots / "bulk-cancel.png"))
     await dialog.get_by_test_id("confirm").click()
     await expect(page.get_by_test_id("toast")).to_contain_text("Cancelled 3 runs")
     # The filtered list empties by itself as the statuses change.
@@ -141,8 +141,12 @@ async def test_bulk_cancel_of_a_filtered_set_says_how_many_first(
         assert (await dev.runs(event_id))[0]["status"] == "CANCELLED"
 
 
-async def test_new_runs_appear_in_the_list_without_reloading(page: Any, dev: DevServer) -> None:
+async def test_new_runs_appear_in_the_list_without_reloading(
+    page: Any, dev: DevServer, shots: Path
+) -> None:
     await page.goto("/#/runs?function_id=console-timed")
+    loaded = page.get_by_test_id("run-row").or_(page.get_by_test_id("no-runs"))
+    await expect(loaded.first).to_be_visible()
     before = await page.get_by_test_id("run-row").count()
     event_id = await dev.send("console.timed", {"failures": 0, "seconds": 0})
     run = await dev.wait_run(event_id, "COMPLETED")
@@ -150,3 +154,33 @@ async def test_new_runs_appear_in_the_list_without_reloading(page: Any, dev: Dev
     await expect(row).to_be_visible(timeout=LIVE)
     await expect(row.get_by_test_id("status")).to_have_text("COMPLETED")
     assert await page.get_by_test_id("run-row").count() == before + 1
+    await page.goto("/#/runs")
+    await expect(page.get_by_test_id("run-row").first).to_be_visible()
+    await page.screenshot(path=str(shots / "runs.png"), full_page=True)
+
+
+async def test_when_the_api_wants_a_token_the_console_asks_for_one_and_keeps_it(
+    browser: Any, dev: DevServer, shots: Path
+) -> None:
+    context = await browser.new_context(
+        base_url=dev.secure_url, viewport={"width": 1280, "height": 860}
+    )
+    page = await context.new_page()
+    await page.goto("/")
+    dialog = page.get_by_test_id("token-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.get_by_test_id("function-row")).to_have_count(0)
+    await page.screenshot(path=str(shots / "sign-in.png"))
+    await page.get_by_test_id("token-input").fill("not-the-token")
+    await page.get_by_test_id("token-submit").click()
+    await expect(dialog).to_contain_text("refused")
+    await page.get_by_test_id("token-input").fill(API_TOKEN)
+    await page.get_by_test_id("token-submit").click()
+    await expect(page.get_by_test_id("function-row")).to_have_count(8)
+    await expect(dialog).to_have_count(0)
+    # Kept for the tab (sessionStorage) and sent as a Bearer header: a reload needs no prompt.
+    assert await page.evaluate("sessionStorage.getItem('ferryman.token')") == API_TOKEN
+    await page.reload()
+    await expect(page.get_by_test_id("function-row")).to_have_count(8)
+    await expect(dialog).to_have_count(0)
+    await context.close()

@@ -19,10 +19,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = Gateway(stack.settings())
+    gateway = Gateway(stack.settings(event_key="sekret", api_token="tok"))
     await gateway.open()
     transport = httpx.ASGITransport(app=create_app(gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    headers = {"Authorization": "Bearer tok"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gw", headers=headers
+    ) as client:
         yield client
     await gateway.close()
 
@@ -33,7 +36,7 @@ async def test_held_runs_give_a_reason_and_skipped_events_their_rule(
     await stack.start_worker(flow_app.fm)
     ids = []
     for _ in range(3):
-        answer = await api.post("/e/any", json={"name": "flow.one", "data": {"seconds": 1.0}})
+        answer = await api.post("/e/sekret", json={"name": "flow.one", "data": {"seconds": 1.0}})
         ids += answer.json()["ids"]
     held: dict[str, Any] = {}
 
@@ -58,7 +61,7 @@ async def test_held_runs_give_a_reason_and_skipped_events_their_rule(
 
     rated = []
     for _ in range(2):
-        answer = await api.post("/e/any", json={"name": "flow.rated", "data": {"user": "u"}})
+        answer = await api.post("/e/sekret", json={"name": "flow.rated", "data": {"user": "u"}})
         rated += answer.json()["ids"]
 
     async def recorded() -> bool:

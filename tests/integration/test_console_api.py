@@ -184,3 +184,18 @@ async def test_the_console_page_and_its_modules_are_served_on_the_gateway_port(
     assert "javascript" in module.headers["content-type"]
     assert (await api.get("/static/vendor/preact.mjs")).status_code == 200
     assert (await api.get("/static/nothing.js")).status_code == 404
+
+
+async def test_an_invoked_run_and_its_caller_link_to_each_other(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    await stack.start_worker(console_app.fm)
+    event_id = await stack.send("console.call")
+    parent = await run_of(api, stack, event_id, "COMPLETED")
+    step = parent["steps"][0]
+    assert step["op"] == "invoke"
+    assert step["wait"]["resolved_by"] == "event"
+    child = (await api.get(f"/v1/runs/{step['invoked_run_id']}")).json()["data"]
+    assert child["function_id"] == "console-timed"
+    assert child["parent"] == {"run_id": parent["run_id"], "step_id": "call-timed"}
+    assert parent["output"] == child["output"]

@@ -17,7 +17,7 @@ import pytest
 
 from ferryman_worker.embedded import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]  # starts dev several times
 
 APP = """
 import ferryman

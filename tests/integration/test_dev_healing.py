@@ -19,7 +19,7 @@ import pytest
 from ferryman_worker.embedded import free_port
 from tests.integration.test_dev import Dev, alive, descendants, dev, leftovers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]  # starts dev several times
 __all__ = ["dev"]  # the fixture, shared with test_dev.py
 
 

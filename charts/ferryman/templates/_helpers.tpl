@@ -102,3 +102,31 @@ app.kubernetes.io/component: {{ .component }}
 {{- fail "ferryman: the gateway needs a database: set database.existingSecret (a Secret with FERRYMAN_DATABASE_URL) or postgresql.bundled.enabled=true" }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret with the gateway's bootstrap event key and operate token. */}}
+{{- define "ferryman.gateway.authSecret" -}}
+{{- .Values.gateway.auth.existingSecret | default (printf "%s-gateway-auth" (include "ferryman.fullname" .)) }}
+{{- end }}
+
+{{/* FERRYMAN_NATS_URL: from the bundled server's Secret (it has credentials), else nats.url. */}}
+{{- define "ferryman.natsUrlEnv" -}}
+- name: FERRYMAN_NATS_URL
+{{- if and .Values.nats.bundled.enabled (not .Values.nats.url) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ferryman.fullname" . }}-nats
+      key: FERRYMAN_NATS_URL
+{{- else }}
+  value: {{ include "ferryman.natsUrl" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* A generated secret kept across upgrades: the value in an existing Secret, or a new one. */}}
+{{- define "ferryman.keptSecret" -}}
+{{- $existing := lookup "v1" "Secret" .namespace .name }}
+{{- if and $existing (index $existing.data .key) }}
+{{- index $existing.data .key | b64dec }}
+{{- else }}
+{{- printf "%s%s" (.prefix | default "") (randAlphaNum 40) }}
+{{- end }}
+{{- end }}

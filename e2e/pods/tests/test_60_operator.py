@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from jetstream import consumer_info, delete_consumer
 from kube import Kube, wait_for
+from test_10_install import helm_test
 
 from conftest import NAMESPACE
-from test_10_install import helm_test
 from ferryman_jetstream import WORK_STREAM
 
 FUNCTION = "e2e-pods-durable"

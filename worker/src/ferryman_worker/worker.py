@@ -350,6 +350,11 @@ class Worker:
         """Events of a function with flow control go through the admission stage, each in
         its own transaction, a few at a time (locks per key keep the decisions consistent;
         the bound leaves pool connections for the runs being advanced)."""
+        if fn.config.debounce or fn.config.batch_events:
+            # Debounce keeps the last event and batches keep arrival order: one at a time.
+            for msg, event in items:
+                await self._admit_event(fn, msg, event, slots)
+            return
         await asyncio.gather(*(self._admit_event(fn, msg, event, slots) for msg, event in items))
 
     async def _admit_event(self, fn: Function, msg: Msg, event: Event, slots: Slots) -> None:

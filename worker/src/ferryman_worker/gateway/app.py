@@ -48,6 +48,7 @@ from ferryman_worker.gateway.auth import (
 from ferryman_worker.gateway.engine_gauges import EngineGauges
 from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
+from ferryman_worker.gateway.openapi import openapi_json
 from ferryman_worker.gateway.runs_api import RunsApi
 from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
@@ -98,7 +99,13 @@ class Gateway:
         await ensure_streams(self.js)
         self.bus = EventBus(self.pool, self.js, self.nc)
         self.gauges = EngineGauges(self.settings.database_url)
-        metrics.GATEWAY.register(self.gauges)
+        # One exporter per process: a second gateway opened in the same process (tests,
+        # embedding) leaves the engine gauges to the first.
+        self.exports_gauges = True
+        try:
+            metrics.GATEWAY.register(self.gauges)
+        except ValueError:
+            self.exports_gauges = False
         self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
@@ -106,7 +113,8 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             await self.gauges_task
         await self.gauges.close()
-        metrics.GATEWAY.unregister(self.gauges)
+        if self.exports_gauges:
+            metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
@@ -305,6 +313,7 @@ def create_app(gateway: Gateway, worker_metrics: list[str] | None = None) -> Sta
         Route("/v1/runs/{run_id}", gateway.get_run),
         Route("/v1/runs/{run_id}/cancel", gateway.cancel_run, methods=["POST"]),
         Route("/v1/runs/{run_id}/replay", gateway.replay_run, methods=["POST"]),
+        public(Route("/openapi.json", openapi_json)),
         public(Route("/health", health)),
         public(Route("/ready", gateway.ready)),
         needs(

@@ -64,7 +64,8 @@ function StepDetail({ run, step, onReplay }) {
 }
 
 export function RunPage({ id }) {
-  const { data, error, refresh } = usePoll(() => api(`/v1/runs/${encodeURIComponent(id)}`), [id], 1500);
+  const { data, error, refresh } = usePoll(() => api(`/v1/runs/${encodeURIComponent(id)}`), [id], 1500,
+    (body) => !TERMINAL.has(body.data.status));
   const [selected, setSelected] = useState(null);
   const [busy, setBusy] = useState(false);
   const run = data ? data.data : null;

@@ -2,7 +2,41 @@
 // attempt as its own segment with the backoff between them; sleeps and waits run to
 // their wake time or resolution (dashed while pending). Rows are buttons: Enter opens
 // the step's details.
+import { useEffect, useRef, useState } from "preact/hooks";
 import { duration, html, ms } from "./ui.js";
+
+// Long runs render only the rows near the screen (fixed 28 px rows between two spacers),
+// so a 1,000-step timeline costs what 60 rows cost; short ones render every row.
+const ROW = 28;
+const WINDOW_FROM = 150;
+const SLACK = 25;
+
+function useWindow(count, ref) {
+  const all = count <= WINDOW_FROM;
+  const [range, setRange] = useState([0, all ? count : Math.min(count, 60)]);
+  useEffect(() => {
+    if (all) {
+      setRange([0, count]);
+      return undefined;
+    }
+    const update = () => {
+      const el = ref.current;
+      if (!el) return;
+      const top = el.getBoundingClientRect().top;
+      const first = Math.max(0, Math.floor(-top / ROW) - SLACK);
+      const last = Math.min(count, Math.ceil((window.innerHeight - top) / ROW) + SLACK);
+      setRange((r) => (r[0] === first && r[1] === last ? r : [first, last]));
+    };
+    update();
+    window.addEventListener("scroll", update, { passive: true });
+    window.addEventListener("resize", update);
+    return () => {
+      window.removeEventListener("scroll", update);
+      window.removeEventListener("resize", update);
+    };
+  }, [count, all]);
+  return { all, range };
+}
 
 const t = (iso) => (iso ? new Date(iso).getTime() : null);
 
@@ -81,20 +115,24 @@ function note(step) {
 }
 
 export function Timeline({ run, selected, onSelect }) {
+  const box = useRef(null);
+  const { all, range: [first, last] } = useWindow(run.steps.length, box);
   const now = Date.now();
   const rows = spans(run, now);
   const range = axis(run, rows, now);
   const total = range.t1 - range.t0;
   const queuedTo = t(run.started_at) || (run.status === "QUEUED" ? now : null);
-  return html`<div class="timeline" data-testid="timeline">
+  return html`<div class="timeline" data-testid="timeline" data-steps=${rows.length}>
     <div class="tl-axis"><span class="tl-label"></span><span class="tl-track">
       ${[0, 0.25, 0.5, 0.75, 1].map((f) => html`<span class="tick" style=${`left:${f * 100}%`}>${duration(total * f)}</span>`)}
     </span><span class="tl-dur"></span></div>
-    ${queuedTo && queuedTo - t(run.created_at) > 0 ? html`<div class="tl-row queued">
+    ${queuedTo && queuedTo - t(run.created_at) > 0 ? html`<div class="tl-row queued" data-testid="queued-row">
       <span class="tl-label">queued${run.reason ? html` <span class="muted small">(${run.reason})</span>` : null}</span>
       <span class="tl-track"><${Bar} from=${t(run.created_at)} to=${queuedTo} range=${range} cls="queued" title="waiting to start" /></span>
       <span class="tl-dur">${duration(queuedTo - t(run.created_at))}</span></div>` : null}
-    ${rows.map((row) => {
+    <div ref=${box} class=${all ? "" : "tl-window"}>
+    ${all ? null : html`<div style=${`height:${first * ROW}px`}></div>`}
+    ${rows.slice(first, last).map((row) => {
       const s = row.step;
       return html`<button type="button" key=${s.id} class="tl-row ${selected === s.id ? "selected" : ""}"
           data-testid="timeline-row" data-step=${s.id} aria-pressed=${selected === s.id}
@@ -105,6 +143,8 @@ export function Timeline({ run, selected, onSelect }) {
           <span class="muted small"> ${note(s)}</span></span>
       </button>`;
     })}
+    ${all ? null : html`<div style=${`height:${(rows.length - last) * ROW}px`}></div>`}
+    </div>
     ${rows.length ? null : html`<p class="empty">No step has run yet.</p>`}
   </div>`;
 }
