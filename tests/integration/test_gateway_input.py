@@ -179,3 +179,11 @@ async def test_replay_bodies_are_checked(
     response = await api.post("/v1/runs/r1/replay", json=body)
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize("name", ["a b", "a*b", "x>"])
+async def test_a_webhook_name_that_cannot_exist_is_404_not_503(
+    api: httpx.AsyncClient, name: str
+) -> None:
+    assert (await api.post(f"/webhooks/{name}", content=b"{}")).status_code == 404
+    assert (await api.get(f"/v1/webhooks/{name}")).status_code == 404
