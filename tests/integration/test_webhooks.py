@@ -430,3 +430,25 @@ async def test_the_deliveries_api_needs_a_token_and_the_webhook_path_does_not(ap
     body = payment("evt_public")
     response = await api.client.post("/webhooks/stripe", content=body, headers=stripe_headers(body))
     assert response.status_code == 200
+
+
+async def test_a_webhook_removed_from_the_code_is_no_longer_served(stack: Stack, api: Api) -> None:
+    def app(with_hook: bool) -> ferryman.Ferryman:
+        fm = ferryman.Ferryman(app_id="hooks")
+        if with_hook:
+            fm.webhook(name="from-code", transform='{"name": "x/y"}', verify=none())
+
+        @fm.function(id="noop", trigger=ferryman.on_event("x/y"))
+        async def noop(ctx: ferryman.Context) -> None:
+            return None
+
+        return fm
+
+    worker = await stack.start_worker(app(True))
+    assert (await api.client.post("/webhooks/from-code", json={})).status_code == 200
+    listed = (await api.rest.get("/v1/webhooks/from-code")).json()["data"]
+    assert listed["owner"] == "code:hooks"
+    await worker.stop()
+    await stack.start_worker(app(False))
+    assert (await api.client.post("/webhooks/from-code", json={})).status_code == 404
+    assert (await api.client.post("/webhooks/stripe", json={})).status_code == 401  # not ours

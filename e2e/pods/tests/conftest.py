@@ -21,11 +21,10 @@ from kube import REPO, Kube, wait_for  # noqa: E402
 NAMESPACE = "ferryman"
 RELEASE = "ferryman"
 APP_POOL = "e2e-pods"
-# The gateway's bootstrap credentials (FERRYMAN_EVENT_KEY, FERRYMAN_API_TOKEN), from a Secret
-# the suite creates before the install.
-AUTH_SECRET = "e2e-gateway-auth"
-EVENT_KEY = "e2e-event-key-0123456789"
-API_TOKEN = "e2e-api-token-0123456789"
+# The gateway's bootstrap credentials (FERRYMAN_EVENT_KEY, FERRYMAN_API_TOKEN): the chart
+# generates them into this Secret; the `release` fixture reads them.
+AUTH_SECRET = f"{RELEASE}-gateway-auth"
+CREDENTIALS: dict[str, str] = {}
 
 
 def images() -> dict[str, str]:
@@ -52,18 +51,7 @@ def chart_values() -> dict[str, Any]:
             "scaleInterval": 3,
             "reconcileInterval": 10,
         },
-        "gateway": {
-            "image": split(img["GATEWAY_IMAGE"]),
-            "eventKeySecret": AUTH_SECRET,
-            "extraEnv": [
-                {
-                    "name": "FERRYMAN_API_TOKEN",
-                    "valueFrom": {
-                        "secretKeyRef": {"name": AUTH_SECRET, "key": "FERRYMAN_API_TOKEN"}
-                    },
-                }
-            ],
-        },
+        "gateway": {"image": split(img["GATEWAY_IMAGE"])},
         "nats": {"bundled": {"enabled": True, "image": split(img["NATS_IMAGE"]), "storage": "1Gi"}},
         "postgresql": {
             "bundled": {"enabled": True, "image": split(img["POSTGRES_IMAGE"]), "storage": "1Gi"}
@@ -74,7 +62,9 @@ def chart_values() -> dict[str, Any]:
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
+    headers = {"Content-Type": "application/json"}
+    if "FERRYMAN_API_TOKEN" in CREDENTIALS:
+        headers["Authorization"] = f"Bearer {CREDENTIALS['FERRYMAN_API_TOKEN']}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"null")
@@ -93,20 +83,6 @@ def cluster() -> Kube:
 @pytest.fixture(scope="session")
 def release(cluster: Kube, state_dir: Path) -> str:
     """The chart, installed with its evaluation NATS and PostgreSQL, every pod Ready."""
-    secret = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": AUTH_SECRET, "namespace": NAMESPACE},
-                "stringData": {"FERRYMAN_EVENT_KEY": EVENT_KEY, "FERRYMAN_API_TOKEN": API_TOKEN},
-            },
-        ],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(secret))
     values = state_dir / "values.json"
     values.write_text(json.dumps(chart_values()))
     cluster.helm(
@@ -125,6 +101,11 @@ def release(cluster: Kube, state_dir: Path) -> str:
         "6m",
         timeout=420,
     )
+    import base64
+
+    data = cluster.get("-n", NAMESPACE, "secret", AUTH_SECRET)["data"]
+    for key in ("FERRYMAN_EVENT_KEY", "FERRYMAN_API_TOKEN"):
+        CREDENTIALS[key] = base64.b64decode(data[key]).decode()
     return RELEASE
 
 
@@ -248,7 +229,9 @@ def ledger(database_url: str) -> Ledger:
 
 def send(gateway: str, name: str, data: dict[str, Any]) -> str:
     """Send one event through the gateway Service; its id."""
-    sent = http("POST", f"{gateway}/e/{EVENT_KEY}", {"name": name, "data": data})
+    sent = http(
+        "POST", f"{gateway}/e/{CREDENTIALS['FERRYMAN_EVENT_KEY']}", {"name": name, "data": data}
+    )
     assert sent["status"] == 200, sent
     [event_id] = sent["ids"]
     return str(event_id)

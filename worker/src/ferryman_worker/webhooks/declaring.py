@@ -20,9 +20,16 @@ log = logging.getLogger("ferryman.webhooks")
 
 
 async def declare_webhooks(js: JetStreamContext, apps: list[Ferryman]) -> list[str]:
-    """Put every webhook of ``apps`` in place; return the names now served."""
+    """Put every webhook of ``apps`` in place, and withdraw those an app no longer
+    declares (a webhook deleted from the code under ``ferryman dev``); return the names
+    now served."""
     served = []
+    held = await registry.list_webhooks(js)
     for app in apps:
+        for name, record in held.items():
+            if record.get("owner") == f"code:{app.app_id}" and name not in app.webhooks:
+                await registry.delete_webhook(js, name, f"code:{app.app_id}")
+                log.info("webhook %s is no longer declared by %s: withdrawn", name, app.app_id)
         for name, spec in app.webhooks.items():
             owner = f"code:{app.app_id}"
             current = await registry.webhook_owner(js, name)
