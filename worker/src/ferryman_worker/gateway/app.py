@@ -109,14 +109,14 @@ class Gateway:
         self.gauges_task = asyncio.create_task(self.gauges.run(self.pool, self.js))
 
     async def close(self) -> None:
+        self.gauges.stopping.set()
         self.gauges_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.gauges_task
+        await asyncio.wait({self.gauges_task}, timeout=5)
         await self.gauges.close()
         if self.exports_gauges:
             metrics.GATEWAY.unregister(self.gauges)
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            await asyncio.wait_for(self.nc.drain(), 5)
         await self.pool.close()
 
     async def send_events(self, request: Request) -> Response:

@@ -57,11 +57,14 @@ class EngineGauges(Collector):
         self.snapshot: Snapshot | None = None
         self.conn: psycopg.AsyncConnection[Any] | None = None
         self.outage = Outage(log, "engine gauges (PostgreSQL or NATS)")
+        # Stopping does not rely on cancellation alone: a cancel that lands inside the
+        # database driver can be swallowed, and the loop would go on for ever.
+        self.stopping = asyncio.Event()
 
     # -- refreshing ------------------------------------------------------------------
 
     async def run(self, pool: AsyncConnectionPool, js: JetStreamContext) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
                 if await self._lead():
                     self.snapshot = await self._read(pool, js)
@@ -73,7 +76,8 @@ class EngineGauges(Collector):
             except Exception as exc:
                 self.outage.failed(exc)
                 await self._drop()
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.interval)
 
     async def _lead(self) -> bool:
         if self.conn is None or self.conn.closed:
