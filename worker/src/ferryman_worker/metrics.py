@@ -224,15 +224,21 @@ RUNS_REPLAYED = Counter(
 
 
 def hosting(function_id: str) -> None:
-    """Export a hosted function's counters at 0 before anything happens: ``increase()``
-    misses a series' first value, so a function whose first run fails would never count
-    as failing, and the dashboard lists functions that have not run yet."""
+    """Export a hosted function's counters and histograms at 0 before anything happens:
+    ``increase()`` misses a series' first value, so a function whose first run fails
+    would never count as failing, and the dashboard lists functions that have not run."""
     RUNS_STARTED.labels(function_id)
     for status in ("COMPLETED", "FAILED", "CANCELLED"):
         RUNS_FINISHED.labels(function_id, status)
     for outcome in ("completed", "retrying", "failed"):
         STEP_ATTEMPTS.labels(function_id, outcome)
     RUN_RETRIES.labels(function_id)
+    # Histograms too: rate() over buckets that first appear already counting is 0, so a
+    # burst of runs ending within one scrape would never reach a latency panel.
+    for status in ("COMPLETED", "FAILED", "CANCELLED"):
+        RUN_DURATION.labels(function_id, status)
+    for histogram in (RUN_START_DELAY, RUN_PASS_SECONDS, TIMER_LATENESS):
+        histogram.labels(function_id)
     for system in ("postgresql", "nats"):
         STORE_ERRORS.labels(system)
 
