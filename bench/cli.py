@@ -23,7 +23,7 @@ from typing import Any
 from bench import report
 from bench.common import Result
 
-SCENARIOS = "abcdeg"
+SCENARIOS = "abcdefg"
 # Scenarios measured against the machine's own ceiling in the same run, not against DBOS.
 PEERLESS = "g"
 SYSTEMS = ("ferryman", "dbos")
@@ -34,6 +34,17 @@ FULL: dict[str, dict[str, Any]] = {
     "c": {"runs": 500, "gateway": True},
     "d": {"runs": 10000, "secs": 5},
     "e": {"waits": 10000, "rate": 5000, "secs": 20, "matches": 200, "batch": 250, "noise": "mixed"},
+    "f": {
+        "runs": 10000,
+        "keys": 100,
+        "limit": 2,
+        "step_ms": 10,
+        "rate": 200,
+        "throttle_s": 10,
+        "events": 10000,
+        "debounce_keys": 1000,
+        "debounce_s": 5,
+    },
     "g": {"clients": 64, "secs": 20},
 }
 QUICK: dict[str, dict[str, Any]] = {
@@ -42,9 +53,22 @@ QUICK: dict[str, dict[str, Any]] = {
     "c": {"runs": 30, "gateway": True},
     "d": {"runs": 200, "secs": 2},
     "e": {"waits": 500, "rate": 1000, "secs": 4, "matches": 20, "batch": 100, "noise": "mixed"},
+    "f": {
+        "runs": 1000,
+        "keys": 20,
+        "limit": 2,
+        "step_ms": 10,
+        "rate": 50,
+        "throttle_s": 2,
+        "events": 1000,
+        "debounce_keys": 100,
+        "debounce_s": 1,
+    },
     "g": {"clients": 16, "secs": 3},
 }
-TIMEOUTS = {"a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0, "g": 300.0}
+TIMEOUTS = {
+    "a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0, "f": 600.0, "g": 300.0,
+}  # fmt: skip
 QUICK_TIMEOUT = 30.0
 
 
@@ -57,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "step latency p50/p99, one at a time; (d) N runs sleeping S seconds: "
         "memory growth and resume lateness; (e) the matcher: N pending wait_for_event "
         "waits under a stream of unrelated events, matcher backlog and resume latency; "
+        "(f) flow control: keyed concurrency (throughput, peak per key, fairness), a "
+        "throttle's achieved rate, a debounce's runs (each with its key's last event); "
         "(g) ingest: 64 keep-alive clients POSTing single events (and batches of 100) to "
         "the gateway, as a share of a no-op route on the same HTTP stack.",
     )
@@ -68,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--scenarios",
         default=SCENARIOS,
-        help="which scenarios, e.g. 'ab' or 'a,c' (default: abcde)",
+        help=f"which scenarios, e.g. 'ab' or 'a,c' (default: {SCENARIOS})",
     )
     ap.add_argument(
         "--systems",
@@ -97,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="(e) unrelated events: a name nobody waits for, the waited-for name with a key "
         "no wait has, or half of each, batch by batch (default mixed)",
     )
+    ap.add_argument("--f-runs", type=int, help="(f) runs of one short step, keyed (10000)")
+    ap.add_argument("--f-keys", type=int, help="(f) concurrency keys (100)")
+    ap.add_argument("--f-limit", type=int, help="(f) concurrency limit per key (2)")
+    ap.add_argument("--f-step-ms", type=float, help="(f) the step's length in ms (10)")
+    ap.add_argument("--f-rate", type=int, help="(f) throttle: run starts per second (200)")
+    ap.add_argument("--f-throttle-secs", type=float, help="(f) throttle: seconds of starts (10)")
+    ap.add_argument("--f-events", type=int, help="(f) debounce: events (10000)")
+    ap.add_argument("--f-debounce-keys", type=int, help="(f) debounce: keys (1000)")
+    ap.add_argument("--f-debounce-secs", type=float, help="(f) debounce period in seconds (5)")
     ap.add_argument("--g-clients", type=int, help="(g) concurrent keep-alive clients (64)")
     ap.add_argument("--g-secs", type=float, help="(g) seconds of load per measurement (20)")
     ap.add_argument(
@@ -118,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dbos-style",
         choices=["sync", "async"],
         default="sync",
-        help="(a, b, c) DBOS workflows and steps as plain def started with "
+        help="(a, b, c, f) DBOS workflows and steps as plain def started with "
         "DBOS.start_workflow (default: DBOS's fastest here; each workflow "
         "runs on a thread) or async def started with start_workflow_async "
         "(on the event loop, like Ferryman). (d) always uses async "
@@ -129,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout-scale",
         type=float,
         default=1.0,
-        help="multiply every scenario's time budget (a 180 s, b 300 s, c 300 s, d 600 s, e 300 s)",
+        help="multiply every scenario's time budget (a 180 s, b 300 s, c 300 s, d 600 s, "
+        "e 300 s, f 600 s, g 300 s)",
     )
     ap.add_argument(
         "--out", type=Path, help="write a markdown report here (e.g. docs/benchmarks.md)"
@@ -179,6 +215,15 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("e", "matches"): args.e_matches,
         ("e", "batch"): args.e_batch,
         ("e", "noise"): args.e_noise,
+        ("f", "runs"): args.f_runs,
+        ("f", "keys"): args.f_keys,
+        ("f", "limit"): args.f_limit,
+        ("f", "step_ms"): args.f_step_ms,
+        ("f", "rate"): args.f_rate,
+        ("f", "throttle_s"): args.f_throttle_secs,
+        ("f", "events"): args.f_events,
+        ("f", "debounce_keys"): args.f_debounce_keys,
+        ("f", "debounce_s"): args.f_debounce_secs,
         ("g", "clients"): args.g_clients,
         ("g", "secs"): args.g_secs,
     }
@@ -191,7 +236,7 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         out["b"]["dbos_queue"] = True
     if args.dbos_gather:
         out["b"]["dbos_gather"] = True
-    for sc in "abc":
+    for sc in "abcf":
         out[sc]["dbos_style"] = args.dbos_style
     return out
 
@@ -467,4 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     failed = [r for r in results if r.status != "ok"]
-    return 1 if failed else 0
+    broken = [v for r in results if r.system == "ferryman" for v in r.violations]
+    if broken:
+        print("\nflow control broke its guarantees:\n  " + "\n  ".join(broken))
+    return 1 if failed or broken else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import math
 import threading
@@ -90,6 +91,8 @@ class Result:
     params: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    # Correctness checks the run broke (scenario f): the bench then exits non-zero.
+    violations: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, default=str))
@@ -171,3 +174,113 @@ class CpuMeter:
         out["other_processes_cpu_s"] = round(out["machine_cpu_s"] - ours, 3)
         out["cores"] = psutil.cpu_count() or 0
         return out
+
+
+# -- scenario (f): judging flow control from what the step bodies recorded ------------------
+
+
+def max_overlap(spans: list[tuple[Any, float, float]]) -> dict[Any, int]:
+    """The most (key, start, end) spans open at once, per key; an end at the same instant
+    as a start counts first (the slot was free)."""
+    points: dict[Any, list[tuple[float, int]]] = {}
+    for key, start, end in spans:
+        points.setdefault(key, []).extend([(start, 1), (end, -1)])
+    peaks = {}
+    for key, pts in points.items():
+        now = peak = 0
+        for _, delta in sorted(pts):  # (t, -1) sorts before (t, +1)
+            now += delta
+            peak = max(peak, now)
+        peaks[key] = peak
+    return peaks
+
+
+def jain(values: list[float]) -> float:
+    """Jain's fairness index: 1 when all equal, 1/n when one value holds everything."""
+    if not values:
+        return math.nan
+    square = sum(v * v for v in values)
+    return sum(values) ** 2 / (len(values) * square) if square else 1.0
+
+
+def keyed_figures(
+    spans: list[tuple[Any, float, float]], t0: float, runs: int, limit: int
+) -> dict[str, Any]:
+    """Scenario (f) keyed concurrency: per-key peak and fairness of per-key completion
+    times (seconds from the first send to the key's last step end)."""
+    peaks = max_overlap(spans)
+    done: dict[Any, float] = {}
+    for key, _, end in spans:
+        done[key] = max(done.get(key, 0.0), end - t0)
+    return {
+        "step_bodies_seen": len(spans),
+        "max_concurrency_per_key": max(peaks.values()) if peaks else None,
+        "keys_over_limit": sum(1 for p in peaks.values() if p > limit),
+        "keys_at_limit": sum(1 for p in peaks.values() if p == limit),
+        "jain_fairness": jain(list(done.values())),
+        "key_completion_s": summary(list(done.values())),
+    }
+
+
+def throttle_figures(starts: list[float]) -> dict[str, Any]:
+    """Achieved start rate: (n - 1) starts over the span from the first to the last."""
+    starts = sorted(starts)
+    if len(starts) < 2:
+        return {"starts": len(starts), "achieved_rate": None}
+    span = starts[-1] - starts[0]
+    per_second: dict[int, int] = {}
+    for t in starts:
+        per_second[int(t - starts[0])] = per_second.get(int(t - starts[0]), 0) + 1
+    full = [per_second.get(s, 0) for s in range(int(span))]  # whole seconds only
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    return {
+        "starts": len(starts),
+        "achieved_rate": (len(starts) - 1) / span if span > 0 else math.inf,
+        "span_s": span,
+        "starts_per_whole_second": summary([float(x) for x in full]) if full else None,
+        "gap_ms": summary([g * 1000 for g in gaps]),
+    }
+
+
+def debounce_figures(
+    seen: list[tuple[str, Any, int]], keys: int, last: int, created: int
+) -> dict[str, Any]:
+    """``seen``: (run id, key, event seq) per step body; ``last``: the seq of every key's
+    last event; ``created``: runs the system created for the measured events."""
+    runs: dict[str, tuple[Any, int]] = {run: (key, seq) for run, key, seq in seen}
+    per_key: dict[Any, int] = {}
+    for key, _ in runs.values():
+        per_key[key] = per_key.get(key, 0) + 1
+    return {
+        "runs_created": created,
+        "runs_seen_by_step_bodies": len(runs),
+        "keys_with_a_run": len(per_key),
+        "keys_with_more_than_one_run": sum(1 for n in per_key.values() if n > 1),
+        "runs_with_last_event": sum(1 for _, seq in runs.values() if seq == last),
+        "expected_runs": keys,
+    }
+
+
+def flow_violations(metrics: dict[str, Any], limit: int, rate: float, keys: int) -> list[str]:
+    """The correctness checks of scenario (f) that ``metrics`` break."""
+    out = []
+    k = metrics.get("keyed", {})
+    peak = k.get("max_concurrency_per_key")
+    if peak is None or peak > limit:
+        out.append(f"keyed concurrency: {peak} step bodies of one key at once (limit {limit})")
+    t = metrics.get("throttle", {})
+    got = t.get("achieved_rate")
+    if got is None or abs(got - rate) > 0.05 * rate:
+        out.append(f"throttle: achieved {got} starts/s, not within 5% of {rate:g}")
+    d = metrics.get("debounce", {})
+    if not (d.get("runs_created") == d.get("runs_seen_by_step_bodies") == keys):
+        out.append(
+            f"debounce: {d.get('runs_created')} runs created, "
+            f"{d.get('runs_seen_by_step_bodies')} ran, expected exactly {keys}"
+        )
+    if d.get("runs_with_last_event") != keys or d.get("keys_with_a_run") != keys:
+        out.append(
+            f"debounce: {d.get('runs_with_last_event')} of {keys} keys ran with their last "
+            f"event ({d.get('keys_with_a_run')} keys ran at all)"
+        )
+    return out

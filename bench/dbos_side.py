@@ -17,9 +17,21 @@ import uuid
 from typing import Any
 
 import psycopg
-from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos import DBOS, DBOSConfig, Debouncer, SetEnqueueOptions, SetWorkflowID
 
-from bench.common import MB, CpuMeter, Result, RssSampler, ScenarioTimeout, settle_memory, summary
+from bench.common import (
+    MB,
+    CpuMeter,
+    Result,
+    RssSampler,
+    ScenarioTimeout,
+    debounce_figures,
+    flow_violations,
+    keyed_figures,
+    settle_memory,
+    summary,
+    throttle_figures,
+)
 
 WAITERS: dict[str, asyncio.Future[float]] = {}
 RESUMED: dict[str, float] = {}
@@ -104,6 +116,74 @@ def _stamp(key: str) -> None:
     fut = WAITERS.get(key)
     if fut is not None and not fut.done():
         fut.set_result(time.perf_counter())
+
+
+# -- (f) flow control: one short step per workflow, its body records what it saw ------------
+
+FLOW_LOG: list[tuple[str, str, Any, int, float, float]] = []
+STEP_S = [0.01]
+
+
+@DBOS.step()
+def flow_step_sync(name: str, wid: str, key: str, i: int) -> None:
+    start = time.time()
+    time.sleep(STEP_S[0])
+    FLOW_LOG.append((name, wid, key, i, start, time.time()))
+
+
+@DBOS.step()
+async def flow_step(name: str, wid: str, key: str, i: int) -> None:
+    start = time.time()
+    await asyncio.sleep(STEP_S[0])
+    FLOW_LOG.append((name, wid, key, i, start, time.time()))
+
+
+@DBOS.workflow()
+def keyed_sync(key: str, i: int) -> None:
+    flow_step_sync("keyed", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+def unlimited_sync(key: str, i: int) -> None:
+    flow_step_sync("unlimited", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+def throttled_sync(key: str, i: int) -> None:
+    flow_step_sync("throttled", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+def debounced_sync(key: str, i: int) -> None:
+    flow_step_sync("debounced", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+async def keyed(key: str, i: int) -> None:
+    await flow_step("keyed", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+async def unlimited(key: str, i: int) -> None:
+    await flow_step("unlimited", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+async def throttled(key: str, i: int) -> None:
+    await flow_step("throttled", DBOS.workflow_id or "", key, i)
+
+
+@DBOS.workflow()
+async def debounced(key: str, i: int) -> None:
+    await flow_step("debounced", DBOS.workflow_id or "", key, i)
+
+
+FLOW_WORKFLOWS: dict[str, dict[str, Any]] = {
+    "sync": {"keyed": keyed_sync, "unlimited": unlimited_sync, "throttled": throttled_sync,
+             "debounced": debounced_sync},
+    "async": {"keyed": keyed, "unlimited": unlimited, "throttled": throttled,
+              "debounced": debounced},
+}  # fmt: skip
 
 
 class Side:
@@ -414,6 +494,187 @@ class Side:
             "start to the last completion minus the settled baseline after warm-up; "
             "lateness = time the step after DBOS.sleep_async started minus the wake "
             "time DBOS recorded for the sleep",
+        }
+
+    async def scenario_f(self, result: Result, timeout: float) -> None:
+        """Flow control with DBOS queues: a partitioned queue (partition_concurrency) for
+        keyed concurrency, a plain queue for the same load without it, a queue limiter for
+        the throttle, DBOS's Debouncer for the debounce."""
+        p = self.params
+        STEP_S[0] = float(p["step_ms"]) / 1000
+        deadline = time.monotonic() + timeout
+        poll = float(p.get("dbos_poll", 0.1))
+        rate, limit = int(p["rate"]), int(p["limit"])
+        await DBOS.register_queue_async("unlimited", polling_interval_sec=poll)
+        await DBOS.register_queue_async(
+            "keyed", partition_concurrency=limit, polling_interval_sec=poll
+        )
+        await DBOS.register_queue_async(
+            "throttled", limiter={"limit": rate, "period": 1.0}, polling_interval_sec=poll
+        )
+        cpu = CpuMeter().start()
+        metrics: dict[str, Any] = {}
+        metrics["unlimited"] = await self._f_many("unlimited", deadline)
+        metrics["keyed"] = await self._f_many("keyed", deadline)
+        metrics["throttle"] = await self._f_throttle(deadline)
+        metrics["debounce"] = await self._f_debounce(deadline)
+        metrics["cpu"] = cpu.stop()
+        unlimited = metrics["unlimited"]["steps_per_second"]
+        metrics["keyed_share_of_unlimited"] = metrics["keyed"]["steps_per_second"] / unlimited
+        style = "plain-def" if self.sync else "async"
+        metrics["how"] = (
+            f"{style} workflows of one {p['step_ms']} ms step, enqueued from one thread "
+            f"(DBOS.enqueue_workflow{'' if self.sync else '_async'}); queues polled every "
+            f"{poll:g} s. Keyed: register_queue(partition_concurrency={limit}) and "
+            "SetEnqueueOptions(queue_partition_key=key); without flow control: a queue "
+            f"with no limits. Throttle: a queue with limiter={{limit: {rate}, period: 1}}. "
+            "Debounce: Debouncer.create(workflow).debounce(key, period, ...), each round's "
+            "calls from 16 threads, rounds in order. Figures as for Ferryman, from the "
+            "step bodies' stamps and workflow_status"
+        )
+        result.metrics = metrics
+        # recorded, not enforced: the bench fails only on Ferryman's broken guarantees
+        metrics["checks_failed"] = flow_violations(metrics, limit, rate, int(p["debounce_keys"]))
+
+    def _flow_fn(self, name: str) -> Any:
+        return FLOW_WORKFLOWS["sync" if self.sync else "async"][name]
+
+    async def _enqueue(self, queue: str, name: str, items: list[tuple[str, int]]) -> None:
+        fn = self._flow_fn(name)
+        partitioned = queue == "keyed"
+
+        def one(key: str, i: int) -> None:
+            if partitioned:
+                with SetEnqueueOptions(queue_partition_key=key):
+                    DBOS.enqueue_workflow(queue, fn, key, i)
+            else:
+                DBOS.enqueue_workflow(queue, fn, key, i)
+
+        if self.sync:
+
+            def all_of_them() -> None:
+                for k, i in items:
+                    one(k, i)
+
+            await asyncio.to_thread(all_of_them)
+            return
+        for key, i in items:
+            if partitioned:
+                with SetEnqueueOptions(queue_partition_key=key):
+                    await DBOS.enqueue_workflow_async(queue, fn, key, i)
+            else:
+                await DBOS.enqueue_workflow_async(queue, fn, key, i)
+
+    def _wf_name(self, name: str) -> str:
+        return f"{name}_sync" if self.sync else name
+
+    async def _f_many(self, name: str, deadline: float) -> dict[str, Any]:
+        p = self.params
+        runs, keys, limit = int(p["runs"]), int(p["keys"]), int(p["limit"])
+        wf = self._wf_name(name)
+        since_warm = int(time.time() * 1000)
+        warm = 2 * keys
+        await self._enqueue(name, name, [(f"k{i % keys}", -1) for i in range(warm)])
+        await self.wait_done(wf, warm, deadline - time.monotonic(), f"{name} warm-up", since_warm)
+        await asyncio.sleep(0.5)
+        cpu = CpuMeter().start()
+        t0 = time.time()
+        since = int(t0 * 1000)
+        await self._enqueue(name, name, [(f"k{i % keys}", i) for i in range(runs)])
+        t_sent = time.time()
+        await self.wait_done(wf, runs, deadline - time.monotonic(), name, since, poll=0.05)
+        used = cpu.stop()
+        cur = await self.obs.execute(
+            "SELECT max(coalesce(completed_at, updated_at)) FROM dbos.workflow_status "
+            "WHERE name = %s AND created_at >= %s",
+            (wf, since),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        elapsed = row[0] / 1000 - t0
+        spans = [(r[2], r[4], r[5]) for r in FLOW_LOG if r[0] == name and r[4] >= t0]
+        return {
+            "steps_per_second": runs / elapsed,
+            "elapsed_s": elapsed,
+            "send_s": t_sent - t0,
+            "cpu": used,
+            **keyed_figures(spans, t0, runs, limit),
+        }
+
+    async def _f_throttle(self, deadline: float) -> dict[str, Any]:
+        p = self.params
+        n = int(float(p["rate"]) * float(p["throttle_s"]))
+        wf = self._wf_name("throttled")
+        since_warm = int(time.time() * 1000)
+        await self._enqueue("throttled", "throttled", [("w", -1)] * 10)
+        await self.wait_done(wf, 10, deadline - time.monotonic(), "throttle warm-up", since_warm)
+        await asyncio.sleep(1.5)  # the limiter's window is past
+        t0 = time.time()
+        since = int(t0 * 1000)
+        await self._enqueue("throttled", "throttled", [("t", i) for i in range(n)])
+        t_sent = time.time()
+        await self.wait_done(wf, n, deadline - time.monotonic(), "throttled", since, poll=0.05)
+        starts = [r[4] for r in FLOW_LOG if r[0] == "throttled" and r[4] >= t0]
+        return {
+            "target_rate": float(p["rate"]),
+            "send_s": t_sent - t0,
+            "first_start_after_send_s": min(starts) - t0 if starts else None,
+            **throttle_figures(starts),
+        }
+
+    async def _f_debounce(self, deadline: float) -> dict[str, Any]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        p = self.params
+        events, keys, period = int(p["events"]), int(p["debounce_keys"]), float(p["debounce_s"])
+        rounds = events // keys
+        fn = self._flow_fn("debounced")
+        wf = self._wf_name("debounced")
+        debouncer = (Debouncer.create if self.sync else Debouncer.create_async)(fn)
+        since_warm = int(time.time() * 1000)
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda k: debouncer.debounce(f"w{k}", period, f"w{k}", 0), range(10)))
+        await self.wait_done(
+            wf, 10, deadline - time.monotonic(), "debounce warm-up", since_warm, poll=0.05
+        )
+        t0 = time.time()
+        since = int(t0 * 1000)
+        round_s = []
+
+        def send_round(r: int) -> None:
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(lambda k: debouncer.debounce(f"k{k}", period, f"k{k}", r),
+                              range(keys)))  # fmt: skip
+
+        for r in range(rounds):
+            t = time.time()
+            await asyncio.to_thread(send_round, r)
+            round_s.append(time.time() - t)
+        t_sent = time.time()  # every debounce call has returned: every event is decided
+        while True:  # then every workflow ended: no event is left to start another
+            cur = await self.obs.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status IN ('ENQUEUED', 'PENDING', "
+                "'DELAYED')) FROM dbos.workflow_status WHERE name = %s AND created_at >= %s",
+                (wf, since),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            created, open_runs = int(row[0]), int(row[1])
+            if open_runs == 0:
+                break
+            if time.monotonic() > deadline:
+                raise ScenarioTimeout(f"DBOS debounce: {open_runs} workflows not ended")
+            await asyncio.sleep(0.1)
+        t_done = time.time()
+        seen = [(r[1], r[2], r[3]) for r in FLOW_LOG if r[0] == "debounced" and r[4] >= t0]
+        return {
+            "send_s": t_sent - t0,
+            "round_send_s_max": max(round_s),
+            "events_sent_per_second": events / (t_sent - t0),
+            "all_decided_after_s": t_sent - t0,
+            "events_decided_per_second": events / (t_sent - t0),
+            "all_done_after_s": t_done - t0,
+            **debounce_figures(seen, keys, rounds - 1, created),
         }
 
     async def scenario_e(self, result: Result, timeout: float) -> None:

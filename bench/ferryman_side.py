@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,19 @@ import httpx
 import psycopg
 
 import ferryman
-from bench.common import MB, CpuMeter, Result, RssSampler, ScenarioTimeout, settle_memory, summary
+from bench.common import (
+    MB,
+    CpuMeter,
+    Result,
+    RssSampler,
+    ScenarioTimeout,
+    debounce_figures,
+    flow_violations,
+    keyed_figures,
+    settle_memory,
+    summary,
+    throttle_figures,
+)
 from ferryman_worker.embedded import free_port
 from ferryman_worker.settings import load_settings
 from ferryman_worker.worker import Worker
@@ -37,14 +50,20 @@ def noop() -> None:
 
 
 class Side:
-    def __init__(self, db_url: str, nats_url: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self, db_url: str, nats_url: str, params: dict[str, Any], scenario: str = ""
+    ) -> None:
         self.db_url = db_url
         self.nats_url = nats_url
         self.params = params
         self.app = ferryman.Ferryman(app_id=APP)
         self.stamps: dict[str, float] = {}
         self.waiters: dict[str, asyncio.Future[float]] = {}
+        # (f): what each step body saw — (function, run id, key, seq, start, end)
+        self.flow_log: list[tuple[str, str, Any, int, float, float]] = []
         self._define()
+        if scenario == "f":  # only (f)'s worker hosts functions with flow control
+            self._define_flow()
 
     # -- functions ------------------------------------------------------------------------
 
@@ -82,6 +101,41 @@ class Side:
         async def sleeper(ctx: ferryman.Context) -> None:
             await ctx.step.sleep("nap", f"{ctx.event.data['secs']}s")
             await ctx.step.run("after", resumed, ctx.run_id)
+
+    def _define_flow(self) -> None:
+        app, p, log = self.app, self.params, self.flow_log
+        step_s = float(p["step_ms"]) / 1000
+
+        def one_step(name: str) -> Any:
+            async def fn(ctx: ferryman.Context) -> None:
+                data = ctx.event.data
+
+                async def body() -> None:
+                    start = time.time()
+                    await asyncio.sleep(step_s)
+                    log.append((name, ctx.run_id, data["k"], data["i"], start, time.time()))
+
+                await ctx.step.run("work", body)
+
+            return fn
+
+        app.function(
+            id="keyed",
+            trigger=ferryman.on_event("bench/keyed"),
+            concurrency=[ferryman.Concurrency(limit=int(p["limit"]), key="event.data.k")],
+        )(one_step("keyed"))
+        app.function(id="unlimited", trigger=ferryman.on_event("bench/unlimited"))(
+            one_step("unlimited")
+        )
+        app.function(
+            id="throttled",
+            trigger=ferryman.on_event("bench/throttled"),
+            throttle=ferryman.Throttle(limit=int(p["rate"]), period="1s"),
+        )(one_step("throttled"))
+        app.function(id="debounced", trigger=ferryman.on_event("bench/debounced"),
+                     debounce=ferryman.Debounce(period=timedelta(seconds=float(p["debounce_s"])),
+                                                key="event.data.k"))(
+            one_step("debounced"))  # fmt: skip
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -276,6 +330,150 @@ class Side:
         gw = Gateway(self.db_url, self.nats_url)
         await gw.start()
         return gw
+
+    async def scenario_f(self, result: Result, timeout: float) -> None:
+        """Flow control: keyed concurrency (and the same load without it), a throttle, a
+        debounce — each judged from what the step bodies recorded."""
+        p = self.params
+        deadline = time.monotonic() + timeout
+        cpu = CpuMeter().start()
+        metrics: dict[str, Any] = {}
+        metrics["unlimited"] = await self._f_many("unlimited", deadline)
+        metrics["keyed"] = await self._f_many("keyed", deadline)
+        metrics["throttle"] = await self._f_throttle(deadline)
+        metrics["debounce"] = await self._f_debounce(deadline)
+        metrics["cpu"] = cpu.stop()
+        unlimited = metrics["unlimited"]["steps_per_second"]
+        metrics["keyed_share_of_unlimited"] = metrics["keyed"]["steps_per_second"] / unlimited
+        metrics["how"] = (
+            f"{p['runs']:,} events (EventBus.send, batches of 1,000) for runs of one "
+            f"{p['step_ms']} ms step (asyncio.sleep), keys round-robin over {p['keys']}: "
+            "once without flow control, once with Concurrency(limit="
+            f"{p['limit']}, key='event.data.k'); steps/s from just before the first send to "
+            "the last runs.ended_at; peak per key and completion per key from the step "
+            f"bodies' own time.time() stamps. Throttle(limit={p['rate']}, period='1s'): "
+            f"{int(p['rate'] * p['throttle_s']):,} events at once; rate = (n - 1) / (last "
+            f"step-body start - first). Debounce(period='{p['debounce_s']}s', key="
+            f"'event.data.k'): {p['events']:,} events over {p['debounce_keys']:,} keys, "
+            "round-robin (one EventBus.send per round, seq = round); runs counted in "
+            "PostgreSQL once every event is decided (a run created or an event folded into "
+            "one, skipped_events) and every run has ended"
+        )
+        result.metrics = metrics
+        result.violations = flow_violations(
+            metrics, int(p["limit"]), float(p["rate"]), int(p["debounce_keys"])
+        )
+
+    def _f_log(self, name: str, since: float) -> list[tuple[str, str, Any, int, float, float]]:
+        return [r for r in self.flow_log if r[0] == name and r[4] >= since]
+
+    async def _f_many(self, name: str, deadline: float) -> dict[str, Any]:
+        p = self.params
+        runs, keys, limit = int(p["runs"]), int(p["keys"]), int(p["limit"])
+        fid = self.fn(name)
+        warm = 2 * keys
+        await self.send(f"bench/{name}", [{"k": f"k{i % keys}", "i": -1} for i in range(warm)])
+        await self.wait_done(fid, warm, deadline - time.monotonic(), f"{name} warm-up")
+        await asyncio.sleep(0.5)
+        cpu = CpuMeter().start()
+        t0 = time.time()
+        datas = [{"k": f"k{i % keys}", "i": i} for i in range(runs)]
+        await self.send(f"bench/{name}", datas, batch=1000)
+        t_sent = time.time()
+        await self.wait_done(fid, warm + runs, deadline - time.monotonic(), name, poll=0.05)
+        used = cpu.stop()
+        cur = await self.obs.execute(
+            "SELECT extract(epoch FROM max(ended_at)), extract(epoch FROM max(created_at)) "
+            "FROM runs WHERE function_id = %s AND created_at >= to_timestamp(%s)",
+            (fid, t0),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        elapsed = float(row[0]) - t0
+        spans = [(r[2], r[4], r[5]) for r in self._f_log(name, t0)]
+        return {
+            "steps_per_second": runs / elapsed,
+            "elapsed_s": elapsed,
+            "send_s": t_sent - t0,
+            "last_run_created_after_s": float(row[1]) - t0,
+            "cpu": used,
+            **keyed_figures(spans, t0, runs, limit),
+        }
+
+    async def _f_throttle(self, deadline: float) -> dict[str, Any]:
+        p = self.params
+        n = int(float(p["rate"]) * float(p["throttle_s"]))
+        fid = self.fn("throttled")
+        await self.send("bench/throttled", [{"k": "w", "i": -1}] * 10)
+        await self.wait_done(fid, 10, deadline - time.monotonic(), "throttle warm-up")
+        await asyncio.sleep(0.5)
+        t0 = time.time()
+        await self.send("bench/throttled", [{"k": "t", "i": i} for i in range(n)], batch=1000)
+        t_sent = time.time()
+        await self.wait_done(fid, 10 + n, deadline - time.monotonic(), "throttled", poll=0.05)
+        starts = [r[4] for r in self._f_log("throttled", t0)]
+        return {
+            "target_rate": float(p["rate"]),
+            "send_s": t_sent - t0,
+            "first_start_after_send_s": min(starts) - t0 if starts else None,
+            **throttle_figures(starts),
+        }
+
+    async def _f_debounce(self, deadline: float) -> dict[str, Any]:
+        p = self.params
+        events, keys = int(p["events"]), int(p["debounce_keys"])
+        rounds = events // keys
+        fid = self.fn("debounced")
+        await self.send("bench/debounced", [{"k": f"w{i}", "i": 0} for i in range(10)])
+        await self.wait_done(fid, 10, deadline - time.monotonic(), "debounce warm-up")
+        t0 = time.time()
+        round_s = []
+        for r in range(rounds):
+            t = time.time()
+            await self.bus.send(
+                [
+                    ferryman.Event(name="bench/debounced", data={"k": f"k{k}", "i": r})
+                    for k in range(keys)
+                ]
+            )
+            round_s.append(time.time() - t)
+        t_sent = time.time()
+        # every event decided (a run created, or folded into one: skipped_events says so),
+        # then every run ended: no event is left to start another run
+        absorbed_q = (
+            "SELECT (SELECT count(*) FROM runs WHERE function_id = %(f)s "
+            "AND created_at >= to_timestamp(%(t)s)), (SELECT count(*) FROM skipped_events "
+            "WHERE function_id = %(f)s AND rule = 'debounce' AND at >= to_timestamp(%(t)s)), "
+            "(SELECT count(*) FROM runs WHERE function_id = %(f)s AND created_at >= "
+            "to_timestamp(%(t)s) AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED'))"
+        )
+        t_absorbed = None
+        while True:
+            cur = await self.obs.execute(absorbed_q, {"f": fid, "t": t0})
+            row = await cur.fetchone()
+            assert row is not None
+            created, folded, open_runs = (int(x) for x in row)
+            if t_absorbed is None and created + folded >= events:
+                t_absorbed = time.time()
+            if t_absorbed is not None and open_runs == 0:
+                break
+            if time.monotonic() > deadline:
+                raise ScenarioTimeout(
+                    f"Ferryman debounce: {created + folded}/{events} events decided, "
+                    f"{open_runs} runs not ended"
+                )
+            await asyncio.sleep(0.1)
+        t_done = time.time()
+        seen = [(r[1], r[2], r[3]) for r in self._f_log("debounced", t0)]
+        return {
+            "send_s": t_sent - t0,
+            "round_send_s_max": max(round_s),
+            "events_sent_per_second": events / (t_sent - t0),
+            "all_decided_after_s": t_absorbed - t0,
+            "events_decided_per_second": events / (t_absorbed - t0),
+            "all_done_after_s": t_done - t0,
+            **debounce_figures(seen, keys, rounds - 1, created),
+        }
 
     async def scenario_g(self, result: Result, timeout: float) -> None:
         """Ingest: single-event POSTs from 64 keep-alive clients in another process, against

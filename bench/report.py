@@ -13,6 +13,12 @@ TITLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "b": lambda p: f"{p['runs']:,} event-triggered runs of {p['steps']} no-op steps",
     "c": lambda p: f"event-to-first-step latency over {p['runs']:,} runs, one at a time",
     "d": lambda p: f"{p['runs']:,} runs sleeping {p['secs']:g} s",
+    "f": lambda p: (
+        f"flow control: {p['runs']:,} runs of one {p['step_ms']:g} ms step over {p['keys']} "
+        f"keys, concurrency {p['limit']} per key; throttle {p['rate']}/s for "
+        f"{p['throttle_s']:g} s; debounce of {p['events']:,} events over "
+        f"{p['debounce_keys']:,} keys"
+    ),
     "g": lambda p: (
         f"ingest: {p['clients']} keep-alive clients POSTing for {p['secs']:g} s, "
         "single events and batches of 100, against a no-op route on the same HTTP stack"
@@ -62,6 +68,17 @@ def headline(result: Result) -> str:
                 f"at load end {m['backlog_at_load_end']:,.0f}"
             )
         return out
+    if result.scenario == "f":
+        k, t, d = m["keyed"], m["throttle"], m["debounce"]
+        out = (
+            f"keyed {k['steps_per_second']:,.0f} steps/s (no limit "
+            f"{m['unlimited']['steps_per_second']:,.0f}), peak/key "
+            f"{k['max_concurrency_per_key']}, Jain {k['jain_fairness']:.3f}; throttle "
+            f"{t['achieved_rate'] or 0:,.1f}/s; debounce {d['runs_created']:,} runs, "
+            f"{d['runs_with_last_event']:,} with the last event"
+        )
+        broken = result.violations or m.get("checks_failed")
+        return out + (f"; BROKEN: {'; '.join(broken)}" if broken else "")
     if result.scenario == "g":
         return (
             f"{m['single']['events_per_s']:,.0f} events/s single "
@@ -239,6 +256,8 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             "≤ 50 ms",
             lambda f, _: f <= 50,
         )
+    if "f" in params:
+        _flow_rows(params["f"], by, add)
     if "g" in params:
         add(
             "g",
@@ -279,6 +298,90 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             fmt="{:,.0f}",
         )
     return out
+
+
+def _flow_rows(f: dict[str, Any], by: dict[tuple[str, str], Result], add: Any) -> None:
+    limit, rate, keys = int(f["limit"]), float(f["rate"]), int(f["debounce_keys"])
+    b = _get(by.get(("ferryman", "b")), "steps_per_second")
+
+    def check_keyed(v: float, d: float | None) -> bool | None:
+        if (b is not None and v < 0.5 * b) or (d is not None and v < 5 * d):
+            return False
+        return None if b is None or d is None else True
+
+    add(
+        "f",
+        f"(f) keyed concurrency: {f['runs']:,} runs × 1 step, {f['keys']} keys, "
+        f"{limit} per key (DBOS: partitioned queue)",
+        "steps/s",
+        ("keyed", "steps_per_second"),
+        "higher",
+        "≥ 50% of (b)"
+        + (f" ({0.5 * b:,.0f})" if b is not None else ", (b) not run")
+        + " and ≥ 5× DBOS",
+        check_keyed,
+        fmt="{:,.0f}",
+    )
+    add(
+        "f",
+        "(f) the same runs without flow control (DBOS: a queue without limits)",
+        "steps/s",
+        ("unlimited", "steps_per_second"),
+        "higher",
+        "— (reference)",
+        lambda v, d: None,
+        fmt="{:,.0f}",
+    )
+    add(
+        "f",
+        "(f) keyed concurrency: the most step bodies of one key at once",
+        "runs",
+        ("keyed", "max_concurrency_per_key"),
+        "lower",
+        f"≤ {limit}",
+        lambda v, d: v <= limit,
+        fmt="{:,.0f}",
+    )
+    add(
+        "f",
+        "(f) keyed concurrency: Jain's fairness of per-key completion times",
+        "index",
+        ("keyed", "jain_fairness"),
+        "higher",
+        "≥ 0.9",
+        lambda v, d: v >= 0.9,
+        fmt="{:,.3f}",
+    )
+    add(
+        "f",
+        f"(f) throttle {rate:g}/s for {f['throttle_s']:g} s: achieved start rate",
+        "starts/s",
+        ("throttle", "achieved_rate"),
+        "higher",
+        f"{0.95 * rate:,.1f}–{1.05 * rate:,.1f} (± 5%)",
+        lambda v, d: abs(v - rate) <= 0.05 * rate,
+        fmt="{:,.1f}",
+    )
+    add(
+        "f",
+        f"(f) debounce, {f['events']:,} events over {keys:,} keys: runs created",
+        "runs",
+        ("debounce", "runs_created"),
+        "lower",
+        f"exactly {keys:,}",
+        lambda v, d: v == keys,
+        fmt="{:,.0f}",
+    )
+    add(
+        "f",
+        "(f) debounce: runs that got their key's last event",
+        "runs",
+        ("debounce", "runs_with_last_event"),
+        "higher",
+        f"{keys:,} (every key)",
+        lambda v, d: v == keys,
+        fmt="{:,.0f}",
+    )
 
 
 def _status(result: Result | None) -> str:
