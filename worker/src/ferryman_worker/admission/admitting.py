@@ -66,7 +66,8 @@ async def admit(
     )
     admitted = Admitted(GO)
     if first:
-        await gathering.release(conn, run_id)
+        if gathering.rule_of(policy):  # only debounce and batch keep a pending run
+            await gathering.release(conn, run_id)
         admitted.waited = age
         deadline = await timeouts.finish_deadline(conn, policy, run_id, now)
         if deadline is not None:

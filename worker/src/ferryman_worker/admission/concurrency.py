@@ -16,26 +16,52 @@ from typing import Any
 from ferryman_worker.admission import store
 from ferryman_worker.admission.policy import FlowPolicy, label
 
-_ACTIVE = (
-    "SELECT count(*) FROM runs WHERE lease_owner IS NOT NULL AND flow_keys IS NOT NULL "
-    f"AND lease_expires > now() AND status NOT IN {store.TERMINAL} "
-    "AND %(k)s = ANY(flow_keys) AND id <> %(run)s"
-)
-# Runs queued ahead of this one on the key and free to start; counting stops at the limit.
-_AHEAD = (
-    "SELECT count(*) FROM (SELECT 1 FROM runs WHERE status = 'QUEUED' "
-    "AND queued_at IS NOT NULL AND (flow_keys[1] = %(k)s OR flow_keys[2] = %(k)s) "
-    "AND (queued_at, id) < (%(q)s, %(run)s) "
-    "AND (not_before IS NULL OR not_before <= now()) LIMIT %(limit)s) ahead"
-)
-# The heads are touched, so the sweep leaves them alone while their jobs are on the way.
-_HEADS = (
-    "UPDATE runs SET updated_at = now() WHERE id IN (SELECT id FROM runs "
-    "WHERE status = 'QUEUED' AND queued_at IS NOT NULL "
-    "AND (flow_keys[1] = %(k)s OR flow_keys[2] = %(k)s) "
-    "AND (not_before IS NULL OR not_before <= now()) ORDER BY queued_at, id LIMIT %(free)s) "
-    "RETURNING id, function_id"
-)
+
+def _active(fn_scoped: bool) -> str:
+    """Runs holding a slot of key ``k`` (other than ``run``)."""
+    return (
+        "SELECT count(*) FROM runs WHERE lease_owner IS NOT NULL AND flow_keys IS NOT NULL "
+        f"AND lease_expires > now() AND status NOT IN {store.TERMINAL} "
+        "AND %(k)s = ANY(flow_keys) AND id <> %(run)s" + _of_fn(fn_scoped)
+    )
+
+
+def _queued(fn_scoped: bool) -> str:
+    """Runs queued on key ``k`` and free to start."""
+    return (
+        "status = 'QUEUED' AND queued_at IS NOT NULL" + _of_fn(fn_scoped) + " AND "
+        "(flow_keys[1] = %(k)s OR flow_keys[2] = %(k)s) "
+        "AND (not_before IS NULL OR not_before <= now())"
+    )
+
+
+def _of_fn(fn_scoped: bool) -> str:
+    # A function-scoped key belongs to one function: saying so lets PostgreSQL use the
+    # per-function partial indexes (runs_flow_leased, runs_flow_queued) instead of reading
+    # every run; app- and account-scoped keys span functions.
+    return " AND function_id = %(fn)s" if fn_scoped else ""
+
+
+def _counts(fn_scoped: bool) -> str:
+    """Slots taken on ``k``, and runs queued ahead of ``run`` (counting stops at the limit)."""
+    return (
+        f"SELECT ({_active(fn_scoped)}), (SELECT count(*) FROM (SELECT 1 FROM runs "
+        f"WHERE {_queued(fn_scoped)} AND (queued_at, id) < (%(q)s, %(run)s) "
+        "LIMIT %(limit)s) ahead)"
+    )
+
+
+def _heads(fn_scoped: bool) -> str:
+    """The heads of ``k``'s queue, as many as it has free slots, touched so that the sweep
+    leaves them alone while their jobs are on the way."""
+    return (
+        "UPDATE runs SET updated_at = now() WHERE id IN (SELECT id FROM runs "
+        f"WHERE {_queued(fn_scoped)} ORDER BY queued_at, id "
+        f"LIMIT greatest(0, %(limit)s - ({_active(fn_scoped)}))) RETURNING id, function_id"
+    )
+
+
+_SQL = {scoped: (_counts(scoped), _heads(scoped)) for scoped in (False, True)}
 
 
 async def lock(conn: Any, keys: list[str]) -> None:
@@ -47,12 +73,13 @@ async def held_by(
     conn: Any, policy: FlowPolicy, run_id: str, keys: list[str], queued_at: datetime
 ) -> str | None:
     """Why the run may not take a slot now (None: it may). Call under :func:`lock`."""
-    for key, limit in zip(keys, policy.limits, strict=False):
-        args = {"k": key, "run": run_id, "q": queued_at, "limit": limit}
-        active = (await (await conn.execute(_ACTIVE, args)).fetchone())[0]
+    for key, option in zip(keys, policy.fn.config.concurrency, strict=False):
+        limit = option.limit
+        args = {"k": key, "run": run_id, "q": queued_at, "limit": limit, "fn": policy.id}
+        counts, _ = _SQL[option.scope == "fn"]
+        active, ahead = await (await conn.execute(counts, args)).fetchone()
         if active >= limit:
             return f"concurrency key {label(key)} full ({active}/{limit})"
-        ahead = (await (await conn.execute(_AHEAD, args)).fetchone())[0]
         if active + ahead >= limit:
             return f"concurrency key {label(key)}: {ahead} queued ahead ({active}/{limit} running)"
     return None
@@ -61,11 +88,9 @@ async def held_by(
 async def heads(conn: Any, policy: FlowPolicy, keys: list[str]) -> list[tuple[str, str]]:
     """The queued runs that may take the free slots of ``keys`` now, in queue order."""
     found: dict[str, str] = {}
-    for key, limit in zip(keys, policy.limits, strict=False):
-        active = (await (await conn.execute(_ACTIVE, {"k": key, "run": ""})).fetchone())[0]
-        if active >= limit:
-            continue
-        cur = await conn.execute(_HEADS, {"k": key, "free": limit - active})
-        for run_id, function_id in await cur.fetchall():
+    for key, option in zip(keys, policy.fn.config.concurrency, strict=False):
+        _, touch = _SQL[option.scope == "fn"]
+        args = {"k": key, "run": "", "limit": option.limit, "fn": policy.id}
+        for run_id, function_id in await (await conn.execute(touch, args)).fetchall():
             found[run_id] = function_id
     return list(found.items())
