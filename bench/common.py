@@ -223,11 +223,18 @@ def keyed_figures(
 
 
 def throttle_figures(starts: list[float]) -> dict[str, Any]:
-    """Achieved start rate: (n - 1) starts over the span from the first to the last."""
+    """Achieved start rate: the slope of the k-th start's time against k (least squares),
+    so a constant delay of the timer-started runs behind the first one, which starts at
+    once, does not count as a slower rate; also (n - 1) / (last start - first)."""
     starts = sorted(starts)
     if len(starts) < 2:
         return {"starts": len(starts), "achieved_rate": None}
     span = starts[-1] - starts[0]
+    n = len(starts)
+    mean_k, mean_t = (n - 1) / 2, sum(starts) / n
+    slope = sum((k - mean_k) * (t - mean_t) for k, t in enumerate(starts)) / sum(
+        (k - mean_k) ** 2 for k in range(n)
+    )
     per_second: dict[int, int] = {}
     for t in starts:
         per_second[int(t - starts[0])] = per_second.get(int(t - starts[0]), 0) + 1
@@ -235,7 +242,8 @@ def throttle_figures(starts: list[float]) -> dict[str, Any]:
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     return {
         "starts": len(starts),
-        "achieved_rate": (len(starts) - 1) / span if span > 0 else math.inf,
+        "achieved_rate": 1 / slope if slope > 0 else math.inf,
+        "first_to_last_rate": (n - 1) / span if span > 0 else math.inf,
         "span_s": span,
         "starts_per_whole_second": summary([float(x) for x in full]) if full else None,
         "gap_ms": summary([g * 1000 for g in gaps]),
@@ -261,8 +269,10 @@ def debounce_figures(
     }
 
 
-def flow_violations(metrics: dict[str, Any], limit: int, rate: float, keys: int) -> list[str]:
+def flow_violations(metrics: dict[str, Any], params: dict[str, Any]) -> list[str]:
     """The correctness checks of scenario (f) that ``metrics`` break."""
+    limit, rate = int(params["limit"]), float(params["rate"])
+    keys, period = int(params["debounce_keys"]), float(params["debounce_s"])
     out = []
     k = metrics.get("keyed", {})
     peak = k.get("max_concurrency_per_key")
@@ -273,6 +283,14 @@ def flow_violations(metrics: dict[str, Any], limit: int, rate: float, keys: int)
     if got is None or abs(got - rate) > 0.05 * rate:
         out.append(f"throttle: achieved {got} starts/s, not within 5% of {rate:g}")
     d = metrics.get("debounce", {})
+    gap = d.get("max_decision_gap_per_key_s")
+    if gap is not None and gap >= period:
+        # Not exactness: the events came to the engine slower than the period.
+        out.append(
+            f"debounce: the period ({period:g} s) elapsed between two events of one key as "
+            f"the engine decided them ({gap:.1f} s apart), so this run does not test "
+            "exactness: give a longer --f-debounce-secs"
+        )
     if not (d.get("runs_created") == d.get("runs_seen_by_step_bodies") == keys):
         out.append(
             f"debounce: {d.get('runs_created')} runs created, "

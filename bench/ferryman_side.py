@@ -352,17 +352,16 @@ class Side:
             f"{p['limit']}, key='event.data.k'); steps/s from just before the first send to "
             "the last runs.ended_at; peak per key and completion per key from the step "
             f"bodies' own time.time() stamps. Throttle(limit={p['rate']}, period='1s'): "
-            f"{int(p['rate'] * p['throttle_s']):,} events at once; rate = (n - 1) / (last "
-            f"step-body start - first). Debounce(period='{p['debounce_s']}s', key="
+            f"{int(p['rate'] * p['throttle_s']):,} events at once; rate = 1 / the "
+            "least-squares slope of the k-th step-body start against k. "
+            f"Debounce(period='{p['debounce_s']}s', key="
             f"'event.data.k'): {p['events']:,} events over {p['debounce_keys']:,} keys, "
             "round-robin (one EventBus.send per round, seq = round); runs counted in "
             "PostgreSQL once every event is decided (a run created or an event folded into "
             "one, skipped_events) and every run has ended"
         )
         result.metrics = metrics
-        result.violations = flow_violations(
-            metrics, int(p["limit"]), float(p["rate"]), int(p["debounce_keys"])
-        )
+        result.violations = flow_violations(metrics, p)
 
     def _f_log(self, name: str, since: float) -> list[tuple[str, str, Any, int, float, float]]:
         return [r for r in self.flow_log if r[0] == name and r[4] >= since]
@@ -464,12 +463,27 @@ class Side:
                 )
             await asyncio.sleep(0.1)
         t_done = time.time()
+        # When Ferryman decided each event of a key (a run created, or the event folded
+        # in: skipped_events.at of the event it replaced): a gap longer than the period
+        # means the period really elapsed between two events as Ferryman saw them.
+        cur = await self.obs.execute(
+            "WITH d AS (SELECT e.data->>'k' AS k, s.at AS t FROM skipped_events s "
+            "JOIN events e ON e.id = s.event_id WHERE s.function_id = %(f)s "
+            "AND s.at >= to_timestamp(%(t)s) UNION ALL SELECT e.data->>'k', r.created_at "
+            "FROM runs r JOIN events e ON e.id = r.event_id WHERE r.function_id = %(f)s "
+            "AND r.created_at >= to_timestamp(%(t)s)) SELECT extract(epoch FROM max(gap)) "
+            "FROM (SELECT t - lag(t) OVER (PARTITION BY k ORDER BY t) AS gap FROM d) g",
+            {"f": fid, "t": t0},
+        )
+        row = await cur.fetchone()
+        gap = float(row[0]) if row and row[0] is not None else None
         seen = [(r[1], r[2], r[3]) for r in self._f_log("debounced", t0)]
         return {
             "send_s": t_sent - t0,
             "round_send_s_max": max(round_s),
             "events_sent_per_second": events / (t_sent - t0),
             "all_decided_after_s": t_absorbed - t0,
+            "max_decision_gap_per_key_s": gap,
             "events_decided_per_second": events / (t_absorbed - t0),
             "all_done_after_s": t_done - t0,
             **debounce_figures(seen, keys, rounds - 1, created),

@@ -374,6 +374,16 @@ def _flow_rows(f: dict[str, Any], by: dict[tuple[str, str], Result], add: Any) -
     )
     add(
         "f",
+        "(f) debounce: events decided per second (a run created or the event folded in)",
+        "events/s",
+        ("debounce", "events_decided_per_second"),
+        "higher",
+        "— (reference)",
+        lambda v, d: None,
+        fmt="{:,.0f}",
+    )
+    add(
+        "f",
         "(f) debounce: runs that got their key's last event",
         "runs",
         ("debounce", "runs_with_last_event"),
