@@ -576,6 +576,16 @@ def markdown(doc: dict[str, Any]) -> str:
         "workflows blocked in `DBOS.recv_async(topic)`, unrelated traffic = `DBOS.send_async` "
         "to those workflows on another topic (as fast as it goes up to the rate), matching "
         "= `DBOS.send_async` on the awaited topic; it has no backlog figure.",
+        "- **(f)** flow control, judged from what the step bodies recorded (run, key, event "
+        "sequence number, start and end). Keyed concurrency: N events with keys round-robin "
+        "to a function with `Concurrency(limit, key)` and, as the reference, to one without "
+        "flow control (DBOS: a partitioned queue with `partition_concurrency`, and a queue "
+        "without limits); the peak per key is a sweep over the recorded intervals; fairness "
+        "is Jain's index of the keys' completion times. Throttle: the rate is 1 / the "
+        "least-squares slope of the k-th start against k (DBOS: a queue `limiter`). "
+        "Debounce: rounds of one event per key, in order; runs counted when every event is "
+        "decided and every run has ended (DBOS: `Debouncer`). A broken guarantee makes the "
+        "bench exit non-zero (see bench/README.md).",
         "",
         "## Details",
         "",
