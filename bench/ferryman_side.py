@@ -411,9 +411,19 @@ class Side:
         t_sent = time.time()
         await self.wait_done(fid, 10 + n, deadline - time.monotonic(), "throttled", poll=0.05)
         starts = [r[4] for r in self._f_log("throttled", t0)]
+        cur = await self.obs.execute(
+            "SELECT extract(epoch FROM max(created_at) - min(created_at)) FROM runs "
+            "WHERE function_id = %s AND created_at >= to_timestamp(%s)",
+            (fid, t0),
+        )
+        row = await cur.fetchone()
+        arrived = float(row[0]) if row and row[0] is not None else None
         return {
             "target_rate": float(p["rate"]),
             "send_s": t_sent - t0,
+            # each run's start time is reserved when its event is decided: if events are
+            # decided slower than the rate, they start as fast as they are decided
+            "events_decided_per_second": (n - 1) / arrived if arrived else None,
             "first_start_after_send_s": min(starts) - t0 if starts else None,
             **throttle_figures(starts),
         }
