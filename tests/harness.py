@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 import psycopg
 
 from ferryman import Event, Ferryman
+from ferryman_worker import natsconn
 from ferryman_worker.embedded import NatsServer, PostgresServer
 from ferryman_worker.events import EventBus
 from ferryman_worker.settings import load_settings
@@ -97,14 +99,13 @@ class Stack:
 
     async def bus(self) -> EventBus:
         if self._bus is None:
-            import nats
             from psycopg_pool import AsyncConnectionPool
 
             pool = AsyncConnectionPool(
                 self.db_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
             )
             await pool.open()
-            nc = await nats.connect(self.nats.url, max_reconnect_attempts=-1)
+            nc = await natsconn.connect(self.nats.url, "tests", logging.getLogger("tests"))
             self._bus = EventBus(pool, nc.jetstream())
             self._bus_nc = nc
         return self._bus

@@ -21,7 +21,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import nats
 from nats.aio.msg import Msg
 from psycopg_pool import AsyncConnectionPool
 
@@ -33,7 +32,7 @@ from ferryman_jetstream import (
     reconcile_function,
 )
 from ferryman_jetstream import subjects as S
-from ferryman_worker import cron, jsonutil, metrics
+from ferryman_worker import cron, jsonutil, metrics, natsconn
 from ferryman_worker.admission import Gate
 from ferryman_worker.consuming import pull_loop, settle
 from ferryman_worker.events import WAITS_ANNOUNCED, EventBus
@@ -103,12 +102,7 @@ class Worker:
             open=False,
         )
         await self.pool.open(wait=True, timeout=30)
-        self.nc = await nats.connect(
-            s.nats_url,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            name=f"ferryman-worker {self.owner}",
-        )
+        self.nc = await natsconn.connect(s.nats_url, f"ferryman-worker {self.owner}", log)
         self.js = self.nc.jetstream(timeout=10)
         self.bus = EventBus(self.pool, self.js, self.nc)
         self.runs = RunStore(self.pool)
