@@ -23,9 +23,9 @@ from typing import Any
 from bench import report
 from bench.common import Result
 
-SCENARIOS = "abcdeg"
+SCENARIOS = "abcdegh"
 # Scenarios measured against the machine's own ceiling in the same run, not against DBOS.
-PEERLESS = "g"
+PEERLESS = "gh"
 SYSTEMS = ("ferryman", "dbos")
 
 FULL: dict[str, dict[str, Any]] = {
@@ -35,6 +35,7 @@ FULL: dict[str, dict[str, Any]] = {
     "d": {"runs": 10000, "secs": 5},
     "e": {"waits": 10000, "rate": 5000, "secs": 20, "matches": 200, "batch": 250, "noise": "mixed"},
     "g": {"clients": 64, "secs": 20},
+    "h": {"secs": 600, "sleep": 0.5},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "a": {"steps": 100, "repeats": 1},
@@ -43,8 +44,9 @@ QUICK: dict[str, dict[str, Any]] = {
     "d": {"runs": 200, "secs": 2},
     "e": {"waits": 500, "rate": 1000, "secs": 4, "matches": 20, "batch": 100, "noise": "mixed"},
     "g": {"clients": 16, "secs": 3},
+    "h": {"secs": 20, "sleep": 0.5},
 }
-TIMEOUTS = {"a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0, "g": 300.0}
+TIMEOUTS = {"a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0, "g": 300.0, "h": 900.0}
 QUICK_TIMEOUT = 30.0
 
 
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--g-clients", type=int, help="(g) concurrent keep-alive clients (64)")
     ap.add_argument("--g-secs", type=float, help="(g) seconds of load per measurement (20)")
+    ap.add_argument("--h-secs", type=float, help="(h) seconds of paced load (600)")
+    ap.add_argument(
+        "--h-rate",
+        type=float,
+        help="(h) runs/s offered (default: half of (b)'s runs/s in the same run, else 20)",
+    )
     ap.add_argument(
         "--no-gateway",
         action="store_true",
@@ -181,6 +189,8 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("e", "noise"): args.e_noise,
         ("g", "clients"): args.g_clients,
         ("g", "secs"): args.g_secs,
+        ("h", "secs"): args.h_secs,
+        ("h", "rate"): args.h_rate,
     }
     for (sc, key), value in overrides.items():
         if value is not None:
@@ -194,6 +204,14 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     for sc in "abc":
         out[sc]["dbos_style"] = args.dbos_style
     return out
+
+
+def soak_rate(results: list[Result]) -> float:
+    """Half the runs/s (b) measured in this run: the machine's speed of the day."""
+    for r in results:
+        if r.system == "ferryman" and r.scenario == "b" and r.status == "ok":
+            return round(float(r.metrics["runs_per_second"]) / 2, 1)
+    return 20.0
 
 
 def machine(pg_url: str) -> dict[str, Any]:
@@ -426,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         for sc in scenarios:
             budget = QUICK_TIMEOUT if args.quick else TIMEOUTS[sc]
             budget *= args.timeout_scale
+            if sc == "h":
+                params["h"].setdefault("rate", soak_rate(results))
+                budget = max(budget, float(params["h"]["secs"]) * 1.5 + 60)
             print(f"scenario ({sc}) {report.TITLES[sc](params[sc])}", flush=True)
             for system in systems:
                 if system != "ferryman" and sc in PEERLESS:

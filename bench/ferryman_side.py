@@ -83,6 +83,13 @@ class Side:
             await ctx.step.sleep("nap", f"{ctx.event.data['secs']}s")
             await ctx.step.run("after", resumed, ctx.run_id)
 
+        @app.function(id="soak", trigger=ferryman.on_event("bench/soak"))
+        async def soak(ctx: ferryman.Context) -> None:
+            for i in range(5):
+                if i == 2:
+                    await ctx.step.sleep("nap", f"{ctx.event.data['sleep']}s")
+                await ctx.step.run(f"s{i}", noop)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -319,6 +326,17 @@ class Side:
         }
         if stored < accepted:
             raise RuntimeError(f"{accepted} events answered 200 but only {stored} stored")
+
+    async def scenario_h(self, result: Result, timeout: float) -> None:
+        """The soak: paced POSTs through the gateway for minutes; see ``bench/soak.py``."""
+        from bench import soak
+
+        gw = Gateway(self.db_url, self.nats_url)
+        await gw.start()
+        try:
+            await soak.run(self, result, timeout, gw)
+        finally:
+            gw.stop()
 
     async def scenario_d(self, result: Result, timeout: float) -> None:
         runs, secs = int(self.params["runs"]), float(self.params["secs"])

@@ -17,6 +17,10 @@ TITLES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"ingest: {p['clients']} keep-alive clients POSTing for {p['secs']:g} s, "
         "single events and batches of 100, against a no-op route on the same HTTP stack"
     ),
+    "h": lambda p: (
+        f"soak: {p['secs']:g} s of paced single-event POSTs at half (b)'s runs/s, "
+        f"runs of 5 steps and a {p['sleep']:g} s sleep"
+    ),
     "e": lambda p: (
         f"the matcher: {p['waits']:,} pending waits, {p['rate']:,.0f} unrelated "
         f"events/s for {p['secs']:g} s ({p.get('noise', 'mixed')}), "
@@ -67,6 +71,12 @@ def headline(result: Result) -> str:
             f"{m['single']['events_per_s']:,.0f} events/s single "
             f"({m['share_of_ceiling']:.2f} of the no-op's {m['ceiling']['events_per_s']:,.0f}), "
             f"p99 {m['single']['p99_ms']:.1f} ms; batches {m['batched']['events_per_s']:,.0f}/s"
+        )
+    if result.scenario == "h":
+        return (
+            f"{m['completed']:,} runs at {m['offered_runs_per_s']:.1f}/s, event to end "
+            f"p99 {m['event_to_end_s']['p99']:.2f} s ({m['sleep_s']:g} s asleep); RSS "
+            f"gateway {m['gateway_rss_growth']:+.0%}, worker {m['worker_rss_growth']:+.0%}"
         )
     return (
         f"RSS +{m['rss_growth_mb']:.1f} MB, late p99 {m['late_s']['p99']:.2f} s, "
@@ -277,6 +287,38 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             "≥ 30,000",
             lambda f, _: f >= 30000,
             fmt="{:,.0f}",
+        )
+    if "h" in params:
+        add(
+            "h",
+            "(h) soak: event to run end, p99, less the sleep",
+            "s",
+            ("p99_minus_sleep_s",),
+            "lower",
+            "≤ 1 s",
+            lambda f, _: f <= 1,
+            fmt="{:.2f}",
+        )
+        for side in ("gateway", "worker"):
+            add(
+                "h",
+                f"(h) soak: {side} RSS growth after warm-up",
+                "×",
+                (f"{side}_rss_growth",),
+                "lower",
+                "≤ 0.10 (runs of minutes)",
+                lambda f, _: (f <= 0.10) if params["h"]["secs"] >= 120 else None,
+                fmt="{:+.2f}",
+            )
+        add(
+            "h",
+            "(h) soak: messages left in FERRYMAN_WORK at the end",
+            "msgs",
+            ("work_stream_left",),
+            "lower",
+            "0",
+            lambda f, _: f == 0,
+            fmt="{:.0f}",
         )
     return out
 
