@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ferryman import Event, Ferryman
 from ferryman_worker import natsconn
 from ferryman_worker.embedded import NatsServer, PostgresServer
 from ferryman_worker.events import EventBus
+from ferryman_worker.migrating import migrate
 from ferryman_worker.settings import load_settings
 from ferryman_worker.worker import Worker
 
@@ -189,3 +191,22 @@ def new_database(pg: PostgresServer, template: str) -> str:
     with psycopg.connect(pg.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'.encode())
     return pg.url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextlib.asynccontextmanager
+async def own_postgres(stack: Stack) -> AsyncIterator[Stack]:
+    """``stack`` on a PostgreSQL of its own, for a test that stops or kills it: doing that
+    to the session's server disturbs other tests, and its crash recovery after hundreds of
+    test databases can outlast the test's own waits."""
+    own = PostgresServer(stack.tmp / "own-pg")
+    own.start()
+    try:
+        await migrate(own.url)
+        alone = Stack(own, own.url, stack.nats, stack.tmp / "alone")
+        alone.tmp.mkdir()
+        try:
+            yield alone
+        finally:
+            await alone.close()
+    finally:
+        own.stop()

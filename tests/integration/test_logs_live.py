@@ -12,9 +12,7 @@ import pytest
 
 from ferryman import Event
 from ferryman_jetstream import subjects as S
-from ferryman_worker.embedded import PostgresServer
-from ferryman_worker.migrating import migrate
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, own_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,20 +58,8 @@ async def test_json_logs_follow_a_run_through_retries_and_sleeps(stack: Stack) -
 
 
 async def test_postgresql_down_is_one_line_and_its_return_another(stack: Stack) -> None:
-    # A PostgreSQL of its own: stopping the session's server would disturb other tests, and
-    # its restart after hundreds of test databases can take longer than the outage.
-    own = PostgresServer(stack.tmp / "own-pg")
-    own.start()
-    try:
-        await migrate(own.url)
-        alone = Stack(own, own.url, stack.nats, stack.tmp / "alone")
-        alone.tmp.mkdir()
-        try:
-            await _outage(alone)
-        finally:
-            await alone.close()
-    finally:
-        own.stop()
+    async with own_postgres(stack) as alone:
+        await _outage(alone)
 
 
 async def _outage(stack: Stack) -> None:
