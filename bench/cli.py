@@ -23,9 +23,9 @@ from typing import Any
 from bench import report
 from bench.common import Result
 
-SCENARIOS = "abcdegh"
+SCENARIOS = "abcdeghi"
 # Scenarios measured against the machine's own ceiling in the same run, not against DBOS.
-PEERLESS = "gh"
+PEERLESS = "ghi"
 SYSTEMS = ("ferryman", "dbos")
 
 FULL: dict[str, dict[str, Any]] = {
@@ -36,6 +36,7 @@ FULL: dict[str, dict[str, Any]] = {
     "e": {"waits": 10000, "rate": 5000, "secs": 20, "matches": 200, "batch": 250, "noise": "mixed"},
     "g": {"clients": 64, "secs": 20},
     "h": {"secs": 600, "sleep": 0.5},
+    "i": {"runs": 1000, "steps": 10, "workers": [1, 2, 4]},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "a": {"steps": 100, "repeats": 1},
@@ -45,8 +46,18 @@ QUICK: dict[str, dict[str, Any]] = {
     "e": {"waits": 500, "rate": 1000, "secs": 4, "matches": 20, "batch": 100, "noise": "mixed"},
     "g": {"clients": 16, "secs": 3},
     "h": {"secs": 20, "sleep": 0.5},
+    "i": {"runs": 100, "steps": 10, "workers": [1, 2]},
 }
-TIMEOUTS = {"a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0, "g": 300.0, "h": 900.0}
+TIMEOUTS = {
+    "a": 180.0,
+    "b": 300.0,
+    "c": 300.0,
+    "d": 600.0,
+    "e": 300.0,
+    "g": 300.0,
+    "h": 900.0,
+    "i": 600.0,
+}
 QUICK_TIMEOUT = 30.0
 
 

@@ -338,6 +338,12 @@ class Side:
         finally:
             gw.stop()
 
+    async def scenario_i(self, result: Result, timeout: float) -> None:
+        """Scale-out over 1, 2, 4 worker processes; see ``bench/scaleout.py``."""
+        from bench import scaleout
+
+        await scaleout.run(self, result, timeout)
+
     async def scenario_d(self, result: Result, timeout: float) -> None:
         runs, secs = int(self.params["runs"]), float(self.params["secs"])
         fid = self.fn("sleeper")

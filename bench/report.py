@@ -21,6 +21,10 @@ TITLES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"soak: {p['secs']:g} s of paced single-event POSTs at half (b)'s runs/s, "
         f"runs of 5 steps and a {p['sleep']:g} s sleep"
     ),
+    "i": lambda p: (
+        f"scale-out: {p['runs']:,} runs of {p['steps']} no-op steps on "
+        f"{', '.join(map(str, p['workers']))} worker processes"
+    ),
     "e": lambda p: (
         f"the matcher: {p['waits']:,} pending waits, {p['rate']:,.0f} unrelated "
         f"events/s for {p['secs']:g} s ({p.get('noise', 'mixed')}), "
@@ -78,6 +82,10 @@ def headline(result: Result) -> str:
             f"p99 {m['event_to_end_s']['p99']:.2f} s ({m['sleep_s']:g} s asleep); RSS "
             f"gateway {m['gateway_rss_growth']:+.0%}, worker {m['worker_rss_growth']:+.0%}"
         )
+    if result.scenario == "i":
+        return "; ".join(
+            f"{r['workers']}: {r['steps_per_second']:,.0f} steps/s" for r in m["by_workers"]
+        ) + (f"; CPU µs/step {m['cpu_us_per_step']}")
     return (
         f"RSS +{m['rss_growth_mb']:.1f} MB, late p99 {m['late_s']['p99']:.2f} s, "
         f"all done after {m['all_done_after_s']:.1f} s"
@@ -319,6 +327,26 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             "0",
             lambda f, _: f == 0,
             fmt="{:.0f}",
+        )
+    if "i" in params:
+        add(
+            "i",
+            "(i) scale-out: worst throughput with more workers, against 1 worker",
+            "×",
+            ("worst_scaling",),
+            "higher",
+            "≥ 0.9 (must not drop)",
+            lambda f, _: f >= 0.9,
+        )
+        add(
+            "i",
+            "(i) scale-out: projected steps/s on 16 cores (CPU per step)",
+            "steps/s",
+            ("projected_16_cores_steps_per_s",),
+            "higher",
+            "reported",
+            lambda f, _: None,
+            fmt="{:,.0f}",
         )
     return out
 
