@@ -38,14 +38,12 @@ def spawn(side: Side, n: int, ledger: Path, tmp: Path) -> list[subprocess.Popen[
     procs = []
     for i in range(n):
         log = (tmp / f"scale-{n}-{i}.log").open("wb")
+        command = [sys.executable, "-m", "ferryman_worker.cli", "worker", "-m", "bench.scale_app"]
+        env_i = {**env, "FERRYMAN_WORKER_ID": f"scale-{n}-{i}"}
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "ferryman_worker.cli", "worker", "-m", "bench.scale_app"],
-                env={**env, "FERRYMAN_WORKER_ID": f"scale-{n}-{i}"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+                command, env=env_i, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         )
     return procs
 
