@@ -23,6 +23,7 @@ import httpx
 import psycopg
 
 import ferryman
+from bench import floor
 from bench.common import MB, CpuMeter, Result, RssSampler, ScenarioTimeout, settle_memory, summary
 from ferryman_worker.embedded import free_port
 from ferryman_worker.settings import load_settings
@@ -182,9 +183,12 @@ class Side:
             per_step.append((ended - started) * 1000 / steps)
             walls.append((t_seen - t0) * 1000 / steps)
         per_step_sorted = sorted(per_step)
+        floor_ms = await floor.single_commit_ms(self.db_url)
         result.metrics = {
             "cpu": cpu.stop(),
             "ms_per_step": per_step_sorted[len(per_step_sorted) // 2],
+            "floor_insert_commit_ms": floor_ms,
+            "times_floor": per_step_sorted[len(per_step_sorted) // 2] / floor_ms,
             "ms_per_step_all": per_step,
             "ms_per_step_wall_from_send": sorted(walls)[len(walls) // 2],
             "how": "runs.started_at (lease taken) to runs.ended_at (COMPLETED committed), "
@@ -214,9 +218,12 @@ class Side:
         row = await cur.fetchone()
         assert row is not None
         elapsed = float(row[0]) - t0
+        floor_rows = await floor.group_commit_rows_per_s(self.db_url, runs * steps)
         result.metrics = {
             "cpu": cpu_b,
             "steps_per_second": runs * steps / elapsed,
+            "floor_group_commit_rows_per_s": floor_rows,
+            "share_of_floor": runs * steps / elapsed / floor_rows,
             "runs_per_second": runs / elapsed,
             "elapsed_s": elapsed,
             "send_s": t_sent - t0,
