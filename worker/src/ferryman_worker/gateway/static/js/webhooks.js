@@ -24,11 +24,13 @@ function scheme(spec) {
 }
 
 function LastResult({ status }) {
+  const refused = ((status && status.recentRejections) || []).length;
   if (!status || (!status.lastDeliveryTime && !status.lastErrorTime)) return html`<span class="muted">no delivery yet</span>`;
   return html`<div>${status.lastDeliveryTime ? html`<div>last delivery <${Time} iso=${status.lastDeliveryTime} />
       ${status.lastResult ? html` <${DeliveryStatus} status=${status.lastResult} />` : null}</div>` : null}
     ${status.lastError ? html`<div class="bad small" data-testid="last-error">${status.lastError}
-      ${status.lastErrorTime ? html` · <${Time} iso=${status.lastErrorTime} />` : null}</div>` : null}</div>`;
+      ${status.lastErrorTime ? html` · <${Time} iso=${status.lastErrorTime} />` : null}</div>` : null}
+    ${refused ? html`<div class="small"><span class="badge status-CANCELLED" data-testid="refused">${refused} refused recently</span></div>` : null}</div>`;
 }
 
 export function WebhooksPage() {
@@ -54,7 +56,7 @@ export function WebhooksPage() {
 
 function Events({ ids }) {
   if (!ids || !ids.length) return html`<span class="muted">none</span>`;
-  return html`${ids.map((id) => html`<div><a data-testid="delivery-event" href=${href("/events", { id })}><code class="small">${id}</code></a></div>`)}`;
+  return html`${ids.map((id) => html`<div><a class="nowrap" data-testid="delivery-event" href=${href("/events", { id })}><code class="small">${id}</code></a></div>`)}`;
 }
 
 function DeliveryDetail({ d }) {
