@@ -231,6 +231,7 @@ async def test_flow_control_says_why_a_run_waits_and_which_rule_skipped_an_event
     skipped = page.get_by_test_id("open-event").get_by_test_id("skipped")
     await expect(skipped).to_contain_text("console-rate-limited")
     await expect(skipped).to_contain_text("skipped by rate_limit")
+    await page.screenshot(path=str(shots / "events-skipped.png"))
     assert (await dev.runs(second)) == []
 
 

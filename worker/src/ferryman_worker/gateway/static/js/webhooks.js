@@ -46,7 +46,7 @@ export function WebhooksPage() {
       <thead><tr><th>Webhook</th><th>Endpoint</th><th>Verification</th><th>Declared by</th><th>Last result</th></tr></thead>
       <tbody>${hooks.map((w) => html`<tr key=${w.name} data-testid="webhook-row" data-webhook=${w.name}>
         <td><a href=${href(`/webhooks/${encodeURIComponent(w.name)}`)}>${w.name}</a></td>
-        <td><code>POST ${w.path}</code></td>
+        <td><code class="nowrap">POST ${w.path}</code></td>
         <td><span class="tag">${scheme(w.spec)}</span></td>
         <td class="muted small">${w.owner || "–"}</td>
         <td><${LastResult} status=${w.status} /></td>
