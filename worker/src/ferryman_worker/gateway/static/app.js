@@ -51,6 +51,9 @@ function App() {
   const [auth, setAuth] = useState({ needed: false });
   const [theme, setTheme] = useState(document.documentElement.dataset.theme || "light");
   const [, force] = useState(0);
+  // Each sign-in remounts the page, so it asks the API again at once with the new token
+  // (rather than at its next poll, up to 5 s later).
+  const [signIns, setSignIns] = useState(0);
   useEffect(() => onAuth(setAuth), []);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
@@ -81,9 +84,9 @@ function App() {
       <button type="button" class="link" data-testid="theme" aria-label="Switch theme"
         onClick=${() => setTheme(theme === "dark" ? "light" : "dark")}>${theme === "dark" ? "☀ Light" : "☾ Dark"}</button>
     </header>
-    <main><${Page} route=${route} /></main>
+    <main><${Page} key=${signIns} route=${route} /></main>
     <footer class="muted small">Keys: <kbd>f</kbd> functions · <kbd>r</kbd> runs · <kbd>e</kbd> events · <kbd>w</kbd> webhooks · <kbd>t</kbd> theme · the console reads the REST API under <a href="/v1/runs">/v1</a></footer>
-    ${auth.needed ? html`<${TokenDialog} state=${auth} onDone=${() => setAuth({ needed: false })} />` : null}
+    ${auth.needed ? html`<${TokenDialog} state=${auth} onDone=${() => { setAuth({ needed: false }); setSignIns((n) => n + 1); }} />` : null}
     <${Toasts} />
   </div>`;
 }
