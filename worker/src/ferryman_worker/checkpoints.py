@@ -213,7 +213,7 @@ class RunCheckpoints:
 
     # -- waiting -------------------------------------------------------------------------
 
-    def _wait_id(self, step_id: str) -> str:
+    def wait_id(self, step_id: str) -> str:
         return f"{self.run_id}/{step_id}"
 
     async def wait_step(self, step: NewStep, spec: WaitSpec) -> None:
@@ -338,7 +338,7 @@ class RunCheckpoints:
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) "
             "ON CONFLICT (id) DO NOTHING",
             (
-                self._wait_id(step_id),
+                self.wait_id(step_id),
                 kind,
                 self.run_id,
                 step_id,
@@ -357,10 +357,10 @@ class RunCheckpoints:
             await conn.execute(
                 "UPDATE waits SET resolved_at = now() WHERE id = %s AND resolved_at IS NULL "
                 "AND timeout_at <= now()",
-                (self._wait_id(step.id),),
+                (self.wait_id(step.id),),
             )
             cur = await conn.execute(
-                "SELECT resolved_at, event FROM waits WHERE id = %s", (self._wait_id(step.id),)
+                "SELECT resolved_at, event FROM waits WHERE id = %s", (self.wait_id(step.id),)
             )
             row = await cur.fetchone()
         if row is None or row[0] is None:
