@@ -12,7 +12,7 @@ if [ ! -x "$out" ]; then
   command -v go >/dev/null || { echo "go not found: Go is needed to build Jaeger" >&2; exit 1; }
   mkdir -p "$(dirname "$out")"
   echo "building Jaeger $version (once; cached in $out)" >&2
-  nice -n 19 go build -trimpath -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/jaeger
+  nice -n 19 go build -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/jaeger
   mv "$out.tmp" "$out"
 fi
 echo "$out"

@@ -186,15 +186,15 @@ def test_a_run_is_one_trace_under_the_callers_span(traced_dev: tuple[str, str]) 
     spans = trace_spans(
         query,
         CALLER_TRACE,
-        {"run checkout", "step charge", "sleep cool-off", "step ship", "wait paid",
-         "run shipping", "step label"},
+        {"run traced-checkout", "step charge", "sleep cool-off", "step ship", "wait paid",
+         "run traced-shipping", "step label"},
     )  # fmt: skip
     assert {s["traceID"] for s in spans} == {CALLER_TRACE}  # every pass joined one trace
 
-    [root] = named(spans, "run checkout")
+    [root] = named(spans, "run traced-checkout")
     assert parent(root) == CALLER_SPAN  # the POST's traceparent is the run's parent
-    assert root["spanID"] == f"{root_ids(run['id'])[1]:016x}"
-    assert tags(root)["ferryman.run_id"] == run["id"]
+    assert root["spanID"] == f"{root_ids(run['run_id'])[1]:016x}"
+    assert tags(root)["ferryman.run_id"] == run["run_id"]
     assert tags(root)["ferryman.outcome"] == "completed"
 
     first, second = named(spans, "step charge")  # the failed attempt, then its retry
@@ -203,7 +203,7 @@ def test_a_run_is_one_trace_under_the_callers_span(traced_dev: tuple[str, str]) 
         assert tags(span)["ferryman.attempt"] == attempt
         assert tags(span)["ferryman.step_id"] == "charge"
         assert tags(span)["ferryman.function_id"] == "traced-checkout"
-        assert tags(span)["ferryman.run_id"] == run["id"]
+        assert tags(span)["ferryman.run_id"] == run["run_id"]
     assert tags(first)["ferryman.outcome"] == "retrying"
     assert tags(first)["otel.status_code"] == "ERROR"
     assert "card processor unavailable" in tags(first)["ferryman.error"]
@@ -222,12 +222,12 @@ def test_a_run_is_one_trace_under_the_callers_span(traced_dev: tuple[str, str]) 
 
     # fm.send inside the ship step: the run it started is a child of that step's span.
     [ship] = named(spans, "step ship")
-    [child_root] = named(spans, "run shipping")
+    [child_root] = named(spans, "run traced-shipping")
     [label] = named(spans, "step label")
     assert parent(ship) == root["spanID"]
     assert parent(child_root) == ship["spanID"]
     assert parent(label) == child_root["spanID"]
-    assert tags(child_root)["ferryman.run_id"] != run["id"]
+    assert tags(child_root)["ferryman.run_id"] != run["run_id"]
 
     for span in spans:  # the whole tree hangs from the caller's span
         assert parent(span) in {CALLER_SPAN} | {s["spanID"] for s in spans}, span
@@ -239,13 +239,14 @@ def test_a_run_without_a_caller_starts_its_own_trace(traced_dev: tuple[str, str]
     run = run_of(dev, order, "WAITING")
     post(f"{dev}/e/dev", {"name": "traced.paid", "data": {"order": "o-2"}})
     run_of(dev, order, "COMPLETED")
-    trace_id, span_id = root_ids(run["id"])
-    spans = trace_spans(query, f"{trace_id:032x}", {"run checkout", "wait paid"})
-    [root] = named(spans, "run checkout")
+    trace_id, span_id = root_ids(run["run_id"])
+    spans = trace_spans(query, f"{trace_id:032x}", {"run traced-checkout", "wait paid"})
+    [root] = named(spans, "run traced-checkout")
     assert root["spanID"] == f"{span_id:016x}"
     assert parent(root) is None
     assert {s["processID"] for s in spans}
-    services = {p["serviceName"] for p in get(f"{query}/api/traces/{trace_id:032x}")["data"][0][
-        "processes"
-    ].values()}
+    services = {
+        p["serviceName"]
+        for p in get(f"{query}/api/traces/{trace_id:032x}")["data"][0]["processes"].values()
+    }
     assert services == {"ferryman-worker"}  # the default when OTEL_SERVICE_NAME is unset
