@@ -119,7 +119,7 @@ def traced_dev(tmp_path: Path) -> Iterator[tuple[str, str]]:
             assert receiver.poll() is None, (tmp_path / "jaeger.log").read_text()[-3000:]
             assert dev.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()[-3000:]
-            if "hosting 2 functions" in (tmp_path / "dev.log").read_text(errors="replace"):
+            if "hosting 5 functions" in (tmp_path / "dev.log").read_text(errors="replace"):
                 try:
                     get(f"{query}/api/services")
                     break
@@ -188,7 +188,7 @@ def test_a_run_is_one_trace_under_the_callers_span(traced_dev: tuple[str, str]) 
         query,
         CALLER_TRACE,
         {"run traced-checkout", "step charge", "sleep cool-off", "step ship", "wait paid",
-         "run traced-shipping", "step label"},
+         "invoke rating", "run traced-shipping", "step label", "run traced-rate", "step score"},
     )  # fmt: skip
     assert {s["traceID"] for s in spans} == {CALLER_TRACE}  # every pass joined one trace
 
@@ -230,24 +230,39 @@ def test_a_run_is_one_trace_under_the_callers_span(traced_dev: tuple[str, str]) 
     assert parent(label) == child_root["spanID"]
     assert tags(child_root)["ferryman.run_id"] != run["run_id"]
 
+    # step.invoke: the invoked run is a child of the invoking run, its wait a span of it.
+    [invoke] = named(spans, "invoke rating")
+    [invoked] = named(spans, "run traced-rate")
+    assert parent(invoke) == root["spanID"]
+    assert parent(invoked) == root["spanID"]
+    assert parent(named(spans, "step score")[0]) == invoked["spanID"]
+
     for span in spans:  # the whole tree hangs from the caller's span
         assert parent(span) in {CALLER_SPAN} | {s["spanID"] for s in spans}, span
 
 
 def test_a_run_without_a_caller_starts_its_own_trace(traced_dev: tuple[str, str]) -> None:
     dev, query = traced_dev
-    order = post(f"{dev}/e/dev", {"name": "traced.order", "data": {"order": "o-2"}})["ids"][0]
-    run = run_of(dev, order, "WAITING")
-    post(f"{dev}/e/dev", {"name": "traced.paid", "data": {"order": "o-2"}})
-    run_of(dev, order, "COMPLETED")
+    refund = post(f"{dev}/e/dev", {"name": "traced.refund", "data": {"order": "o-2"}})["ids"][0]
+    run = run_of(dev, refund, "FAILED")
     trace_id, span_id = root_ids(run["run_id"])
-    spans = trace_spans(query, f"{trace_id:032x}", {"run traced-checkout", "wait paid"})
-    [root] = named(spans, "run traced-checkout")
+    spans = trace_spans(
+        query,
+        f"{trace_id:032x}",
+        {"run traced-refund", "step pay-back", "run traced-refund-failure", "step apology"},
+    )
+    [root] = named(spans, "run traced-refund")
     assert root["spanID"] == f"{span_id:016x}"
     assert parent(root) is None
-    assert {s["processID"] for s in spans}
-    services = {
-        p["serviceName"]
-        for p in get(f"{query}/api/traces/{trace_id:032x}")["data"][0]["processes"].values()
-    }
-    assert services == {"ferryman-worker"}  # the default when OTEL_SERVICE_NAME is unset
+    assert tags(root)["ferryman.outcome"] == "failed"
+    assert tags(root)["otel.status_code"] == "ERROR"
+    [attempt] = named(spans, "step pay-back")
+    assert tags(attempt)["ferryman.outcome"] == "failed"
+    assert "refunds are closed" in tags(attempt)["ferryman.error"]
+    # The on-failure handler's run is a child of the run that failed.
+    [handler] = named(spans, "run traced-refund-failure")
+    assert parent(handler) == root["spanID"]
+    assert parent(named(spans, "step apology")[0]) == handler["spanID"]
+    processes = get(f"{query}/api/traces/{trace_id:032x}")["data"][0]["processes"]
+    # the default service name, OTEL_SERVICE_NAME being unset
+    assert {p["serviceName"] for p in processes.values()} == {"ferryman-worker"}

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from ferryman import Event
 from ferryman._config import Cancel
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
-from ferryman_worker import jsonutil
+from ferryman_worker import jsonutil, tracing
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.ids import new_id
 from ferryman_worker.runs import (
@@ -284,10 +284,12 @@ class RunCheckpoints:
                 (function_id, key, child_run),
             )
             if await cur.fetchone() is not None:
+                # Traced: the invoked run is a child of this run's root span.
+                parent = None if tracing.tracer is None else tracing.current_traceparent()
                 await conn.execute(
-                    "INSERT INTO runs (id, function_id, event_id, event_ids, status) "
-                    "VALUES (%s, %s, %s, %s, 'QUEUED')",
-                    (child_run, function_id, child_event, [child_event]),
+                    "INSERT INTO runs (id, function_id, event_id, event_ids, status, traceparent) "
+                    "VALUES (%s, %s, %s, %s, 'QUEUED', %s)",
+                    (child_run, function_id, child_event, [child_event], parent),
                 )
                 await insert_cancel_waits(
                     conn, [NewRun(child_run, function_id, key, [child_event], cancels=cancels)]

@@ -198,6 +198,7 @@ class Advancer:
         renew_handle = asyncio.get_running_loop().call_later(self.lease_seconds / 3, start_renewing)
         started = time.perf_counter()
         token = set_sender(self.bus)
+        ambient = None if trace is None else trace.attach()
         metrics.ACTIVE_RUNS.inc()
         try:
             outcome = await self._execute(fn, execution)
@@ -214,8 +215,8 @@ class Advancer:
         finally:
             set_sender(None)
             del token
-            if trace is not None:
-                trace.close()
+            if trace is not None and ambient is not None:
+                trace.close(ambient)
             metrics.ACTIVE_RUNS.dec()
             renew_handle.cancel()
             done.set()
@@ -337,6 +338,7 @@ class Advancer:
                 extra=fields,
             )
         try:
-            await self.bus.publish(emitted, received)
+            # Traced: runs these events start (on-failure handlers) are children of this run.
+            await self.bus.publish(emitted, received, None if trace is None else trace.traceparent)
         except Exception as exc:
             log.warning("could not publish the end of run %s: %s", run_id, exc)

@@ -179,8 +179,8 @@ class RunTrace:
         # from the parent and the trace id alone, so every pass agrees.
         decision = _provider.sampler.should_sample(self.parent, trace_id, self.name).decision
         sampled: bool = decision.is_sampled()  # type: ignore[no-untyped-call]
-        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        root = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+        self.flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+        root = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(self.flags))
         self.context = trace.set_span_in_context(NonRecordingSpan(root))
         self.open: dict[str, Span] = {}
 
@@ -289,8 +289,25 @@ class RunTrace:
             _failed(span, error)
         span.end()
 
-    def close(self) -> None:
-        """End the spans of attempts a pass left unfinished (a lost lease, a cancel)."""
+    @property
+    def traceparent(self) -> str:
+        """The run's root span as a W3C traceparent."""
+        trace_id, span_id = self.ids
+        return f"00-{trace_id:032x}-{span_id:016x}-{self.flags:02x}"
+
+    def attach(self) -> contextvars.Token[Any]:
+        """Make the run's root span current for the pass: what the run does outside its
+        steps (``fm.send``, ``step.invoke``) is its child."""
+        from opentelemetry import context
+
+        return context.attach(self.context)
+
+    def close(self, attached: contextvars.Token[Any]) -> None:
+        """Undo :meth:`attach`; end the spans of attempts the pass left unfinished (a lost
+        lease, a cancel)."""
+        from opentelemetry import context
+
+        context.detach(attached)
         for span in self.open.values():
             span.set_attribute("ferryman.outcome", "interrupted")
             span.end()
