@@ -10,6 +10,7 @@ waits for ``traced.paid``. Each of those is a separate pass of the run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,12 +20,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from opentelemetry.sdk.trace import TracerProvider
 
+import ferryman
 from ferryman_worker.embedded import free_port
 from ferryman_worker.tracing import root_ids
 from tests.monitoring.tools import ROOT, jaeger
@@ -88,9 +90,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture
-def traced_dev(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A Jaeger and a `ferryman dev` exporting to it; yields (dev URL, Jaeger query URL)."""
+@pytest.fixture(scope="module")
+def traced_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A Jaeger and a `ferryman dev` exporting to it, shared by this module's tests (each
+    sends its own events); yields (dev URL, Jaeger query URL)."""
+    tmp_path = tmp_path_factory.mktemp("traces")
     binary = jaeger()
     otlp_port, query_port, dev_port = free_port(), free_port(), free_port()
     (tmp_path / "jaeger.yaml").write_text(yaml.safe_dump(jaeger_config(otlp_port, query_port)))
@@ -266,3 +270,17 @@ def test_a_run_without_a_caller_starts_its_own_trace(traced_dev: tuple[str, str]
     processes = get(f"{query}/api/traces/{trace_id:032x}")["data"][0]["processes"]
     # the default service name, OTEL_SERVICE_NAME being unset
     assert {p["serviceName"] for p in processes.values()} == {"ferryman-worker"}
+
+
+def test_fm_send_outside_a_worker_carries_the_callers_span(traced_dev: tuple[str, str]) -> None:
+    """The SDK over HTTP: the current OpenTelemetry span of the sending program (here,
+    this test's) becomes the parent of the run the event starts."""
+    dev, query = traced_dev
+    client = ferryman.Ferryman(app_id="caller", event_api=dev, event_key="dev")
+    with TracerProvider().get_tracer("test").start_as_current_span("caller") as caller:
+        [event] = asyncio.run(client.send({"name": "traced.shipping", "data": {"order": "o-3"}}))
+    run_of(dev, event, "COMPLETED")
+    context = caller.get_span_context()
+    spans = trace_spans(query, f"{context.trace_id:032x}", {"run traced-shipping", "step label"})
+    [root] = named(spans, "run traced-shipping")
+    assert parent(root) == f"{context.span_id:016x}"
