@@ -3,6 +3,8 @@
 # storage and query API) that tests/monitoring/test_traces.py sends spans to, from the Go
 # module proxy at the version pinned in tests/monitoring/jaeger/go.mod, once: the binary is
 # cached as ~/.cache/ferryman-otel/bin/jaeger-<version>. Prints the binary's path.
+# Cold (empty module and build caches), on this 2-core machine: 48 s of downloads, then
+# 9 min 27 s of building under a load average of 7-12 (6 min 40 s of CPU); cached: 0 s.
 set -euo pipefail
 cd "$(dirname "$0")/../tests/monitoring/jaeger"
 version=$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2 }' go.mod)
