@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ferryman_jetstream import ensure_streams
-from ferryman_worker import metrics, natsconn, queries
+from ferryman_worker import metrics, natsconn, queries, tracing
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
@@ -128,7 +128,11 @@ class Gateway:
             metrics.EVENTS_REJECTED.labels("400").inc()
             return error(400, str(exc))
         try:
-            await self.bus.publish(events, await self.bus.store(events))
+            # A W3C traceparent header makes the runs children of the caller's span.
+            traceparent = request.headers.get(tracing.TRACEPARENT)
+            await self.bus.publish(
+                events, await self.bus.store(events), tracing.valid_traceparent(traceparent)
+            )
         except psycopg.DataError as exc:
             # Checked above, so this is a value PostgreSQL refuses that we did not foresee:
             # still the client's input, and retrying cannot help.
