@@ -23,9 +23,9 @@ from typing import Any
 from bench import report
 from bench.common import Result
 
-SCENARIOS = "abcdefg"
+SCENARIOS = "abcdefghi"
 # Scenarios measured against the machine's own ceiling in the same run, not against DBOS.
-PEERLESS = "g"
+PEERLESS = "ghi"
 SYSTEMS = ("ferryman", "dbos")
 
 FULL: dict[str, dict[str, Any]] = {
@@ -46,6 +46,8 @@ FULL: dict[str, dict[str, Any]] = {
         "debounce_s": 30,
     },
     "g": {"clients": 64, "secs": 20},
+    "h": {"secs": 600, "sleep": 0.5},
+    "i": {"runs": 1000, "steps": 10, "workers": [1, 2, 4]},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "a": {"steps": 100, "repeats": 1},
@@ -65,10 +67,20 @@ QUICK: dict[str, dict[str, Any]] = {
         "debounce_s": 2,
     },
     "g": {"clients": 16, "secs": 3},
+    "h": {"secs": 20, "sleep": 0.5},
+    "i": {"runs": 100, "steps": 10, "workers": [1, 2]},
 }
 TIMEOUTS = {
-    "a": 180.0, "b": 300.0, "c": 300.0, "d": 600.0, "e": 300.0, "f": 900.0, "g": 300.0,
-}  # fmt: skip
+    "a": 180.0,
+    "b": 300.0,
+    "c": 300.0,
+    "d": 600.0,
+    "e": 300.0,
+    "f": 900.0,
+    "g": 300.0,
+    "h": 900.0,
+    "i": 600.0,
+}
 QUICK_TIMEOUT = 30.0
 QUICK_TIMEOUTS = {"f": 45.0}  # four measurements, each a few seconds
 
@@ -135,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--f-debounce-secs", type=float, help="(f) debounce period in seconds (30)")
     ap.add_argument("--g-clients", type=int, help="(g) concurrent keep-alive clients (64)")
     ap.add_argument("--g-secs", type=float, help="(g) seconds of load per measurement (20)")
+    ap.add_argument("--h-secs", type=float, help="(h) seconds of paced load (600)")
+    ap.add_argument(
+        "--h-rate",
+        type=float,
+        help="(h) runs/s offered (default: half of (b)'s runs/s in the same run, else 20)",
+    )
     ap.add_argument(
         "--no-gateway",
         action="store_true",
@@ -227,6 +245,8 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("f", "debounce_s"): args.f_debounce_secs,
         ("g", "clients"): args.g_clients,
         ("g", "secs"): args.g_secs,
+        ("h", "secs"): args.h_secs,
+        ("h", "rate"): args.h_rate,
     }
     for (sc, key), value in overrides.items():
         if value is not None:
@@ -240,6 +260,14 @@ def sizes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     for sc in "abcf":
         out[sc]["dbos_style"] = args.dbos_style
     return out
+
+
+def soak_rate(results: list[Result]) -> float:
+    """Half the runs/s (b) measured in this run: the machine's speed of the day."""
+    for r in results:
+        if r.system == "ferryman" and r.scenario == "b" and r.status == "ok":
+            return round(float(r.metrics["runs_per_second"]) / 2, 1)
+    return 20.0
 
 
 def machine(pg_url: str) -> dict[str, Any]:
@@ -472,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         for sc in scenarios:
             budget = QUICK_TIMEOUTS.get(sc, QUICK_TIMEOUT) if args.quick else TIMEOUTS[sc]
             budget *= args.timeout_scale
+            if sc == "h":
+                params["h"].setdefault("rate", soak_rate(results))
+                budget = max(budget, float(params["h"]["secs"]) * 1.5 + 60)
             print(f"scenario ({sc}) {report.TITLES[sc](params[sc])}", flush=True)
             for system in systems:
                 if system != "ferryman" and sc in PEERLESS:

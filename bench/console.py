@@ -6,8 +6,10 @@ load), then measures through a real gateway (uvicorn, real HTTP) what the consol
 
 - the runs list, first page and next page, with every filter the console offers (function,
   status, both, time range, event id), target ≤ 100 ms each;
-- one run of 1,000 steps: ``GET /v1/runs/{id}`` and its timeline rendered in headless
-  Chromium (navigation start to 1,000 rows on screen), target ≤ 1 s;
+- one run of 1,000 steps: ``GET /v1/runs/{id}``, and its timeline in headless Chromium:
+  from the navigation's start to the frame that paints the timeline's last visible row,
+  over ``--loads`` page loads (7); target ≤ 1 s for the worst load (the full run exits
+  non-zero above it; ``--quick`` reports it only);
 - the functions page (``GET /v1/functions``) for information.
 
 ``--quick`` seeds 20,000 runs and a 100-step run: a smoke test of the scenario for CI.
@@ -219,46 +221,89 @@ def filters(runs: int) -> dict[str, dict[str, Any]]:
     }
 
 
-async def render_ms(base: str, run_id: str, rows: int, repeats: int) -> dict[str, Any] | str:
-    """The big run's timeline in headless Chromium, two ways:
+# In the page, from the document's start: when the timeline of ``want`` steps shows rows
+# down to the bottom of the viewport (or its last step), note the time once that frame is
+# painted: a requestAnimationFrame callback runs before the frame's style, layout and paint,
+# and a message posted from it is handled after them. ``performance.now()`` counts from
+# the navigation's start.
+WATCH = """(want) => new Promise((resolve) => {
+  const check = () => {
+    const tl = document.querySelector(`[data-testid=timeline][data-steps="${want}"]`);
+    const rows = tl ? tl.querySelectorAll("[data-testid=timeline-row]") : [];
+    const last = rows.length ? rows[rows.length - 1] : null;
+    if (last && (last.getBoundingClientRect().bottom >= innerHeight
+                 || last.dataset.step === `step-${want - 1}`)) {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => resolve({ at: performance.now(), rows: rows.length });
+      channel.port2.postMessage(0);
+      return;
+    }
+    requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+})"""
 
-    - ``open``: a fresh page load of ``/#/runs/<id>`` (modules from the browser cache),
-      navigation start to the timeline of ``rows`` steps on screen;
+
+async def render_ms(base: str, run_id: str, rows: int, loads: int) -> dict[str, Any] | str:
+    """The big run's timeline in headless Chromium, two ways, ``loads`` times each (after
+    one unmeasured warm-up):
+
+    - ``open``: a fresh page load of ``/#/runs/<id>`` (modules from the browser cache), from
+      the navigation's start to the frame that paints the timeline's last visible row;
     - ``navigate``: inside the open console (as when a run is clicked in the list), from
-      the route change to the timeline on screen: the API call plus the render.
+      the route change to that frame: the API call plus the render;
+    - ``first_visit``: ``open`` in a fresh browser context (no cache: every module fetched).
     """
     if not shutil.which(CHROMIUM):
         return "skipped: no /usr/bin/chromium"
     from playwright.async_api import async_playwright
 
-    # The timeline of a long run renders the rows near the screen (and more on scroll): it
-    # is on screen when it holds all ``rows`` steps and its first rows are in the DOM.
-    shown = f"[data-testid=timeline][data-steps='{rows}'] [data-testid=timeline-row]"
-    wait_rows = f'document.querySelector("{shown}") !== null'
-    last = f"[data-testid=timeline-row][data-step='step-{rows - 1}']"
+    start_watch = f"if (location.hash.startsWith('#/runs/')) window.__timeline = ({WATCH})({rows});"
     in_app = (
         "async () => { location.hash = '#/runs'; await new Promise(r => setTimeout(r, 300));"
-        " const t0 = performance.now(); location.hash = '#/runs/" + run_id + "';"
-        f" while (!({wait_rows})) await new Promise(r => requestAnimationFrame(r));"
-        " return performance.now() - t0; }"
+        f" const watch = ({WATCH}); const t0 = performance.now();"
+        f" location.hash = '#/runs/{run_id}'; const seen = await watch({rows});"
+        " return seen.at - t0; }"
     )
-    opened, navigated = [], []
+    last = f"[data-testid=timeline-row][data-step='step-{rows - 1}']"
+    opened, navigated, cold, visible = [], [], [], 0
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.add_init_script(start_watch)
         await page.goto(f"{base}/")  # modules cached, as for anyone who opened the console
-        for _ in range(repeats + 1):
+        for _ in range(loads + 1):
             await page.goto("about:blank")
             await page.goto(f"{base}/#/runs/{run_id}")
-            await page.wait_for_function(wait_rows, timeout=30_000, polling="raf")
-            opened.append(float(await page.evaluate("performance.now()")))
-        for _ in range(repeats + 1):
+            seen = await page.evaluate("window.__timeline")
+            opened.append(float(seen["at"]))
+            visible = int(seen["rows"])
+        for _ in range(loads + 1):
             navigated.append(float(await page.evaluate(in_app)))
+        for _ in range(loads):  # a first visit: a new context, nothing cached
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.add_init_script(start_watch)
+            cold_page = await context.new_page()
+            await cold_page.goto(f"{base}/#/runs/{run_id}")
+            cold.append(float((await cold_page.evaluate("window.__timeline"))["at"]))
+            await context.close()
         # Scrolling to the end shows the last step: every row is reachable.
         await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
         await page.wait_for_selector(last, timeout=10_000)
         await browser.close()
-    return {"open": summary(opened[1:]), "navigate": summary(navigated[1:])}
+    opened, navigated = opened[1:], navigated[1:]
+    print(
+        f"  timeline of {rows} steps, navigation to last visible row painted:"
+        f" p50 {summary(opened)['p50']:.0f} ms, max {max(opened):.0f} ms over {loads} loads"
+        f" ({visible} rows in the DOM); in-app p50 {summary(navigated)['p50']:.0f} ms,"
+        f" max {max(navigated):.0f} ms; first visit (nothing cached) p50"
+        f" {summary(cold)['p50']:.0f} ms, max {max(cold):.0f} ms",
+        flush=True,
+    )
+    return {
+        "open": summary(opened), "navigate": summary(navigated), "first_visit": summary(cold),
+        "open_samples": [round(x, 1) for x in opened], "rows_in_dom": visible,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps-per-run", type=int, default=10, help="steps per run (10)")
     ap.add_argument("--big-steps", type=int, help="steps in the big run (1,000)")
     ap.add_argument("--repeats", type=int, default=20, help="timed requests per figure (20)")
+    ap.add_argument("--loads", type=int, default=7, help="timed page loads of the big run (7)")
     ap.add_argument("--data-dir", default=".bench/console", help="PostgreSQL data (kept)")
     ap.add_argument("--reseed", action="store_true", help="delete the data and seed again")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -319,14 +365,15 @@ def main(argv: list[str] | None = None) -> int:
             assert len(body["data"]["steps"]) == big_steps, "the big run's steps are all there"
             result["big_run_api_ms"] = run_api
             result["functions_api_ms"] = timed(client, "/v1/functions", 5)[0]
-        result["big_run_render_ms"] = asyncio.run(render_ms(base, "big-run", big_steps, 5))
+        result["big_run_render_ms"] = asyncio.run(render_ms(base, "big-run", big_steps, args.loads))
     finally:
         if gateway is not None:
             gateway.terminate()
             gateway.wait(30)
         nats_server.stop()
         pg.stop()
-    return report(result, args.json)
+    result["load_average"] = os.getloadavg()
+    return report(result, args.json, gate_render=not args.quick)
 
 
 def measure_lists(client: httpx.Client, url: str, runs: int, repeats: int) -> dict[str, Any]:
@@ -352,27 +399,32 @@ def measure_lists(client: httpx.Client, url: str, runs: int, repeats: int) -> di
     return out
 
 
-def report(result: dict[str, Any], path: str | None) -> int:
+def report(result: dict[str, Any], path: str | None, gate_render: bool) -> int:
+    """Print the verdict; non-zero when a target is missed. The render's worst load gates
+    only the full run (``gate_render``): ``--quick`` runs on busy CI machines, reports it."""
     worst_list = max(
         max(f["first_page"]["p50"], f.get("next_page", {"p50": 0})["p50"])
         for f in result["list"].values()
     )
     render = result["big_run_render_ms"]
-    render_p50 = render["navigate"]["p50"] if isinstance(render, dict) else None
+    opened = render["open"] if isinstance(render, dict) else None
     api_p50 = result["big_run_api_ms"]["p50"]
+    render_ok = opened is None or opened["max"] <= TARGET_RUN_MS
     result["verdict"] = {
         "runs_list_worst_p50_ms": round(worst_list, 1),
         "runs_list_ok": worst_list <= TARGET_LIST_MS,
         "big_run_api_p50_ms": round(api_p50, 1),
-        "big_run_render_p50_ms": None if render_p50 is None else round(render_p50, 1),
-        "big_run_ok": api_p50 <= TARGET_RUN_MS
-        and (render_p50 is None or render_p50 <= TARGET_RUN_MS),
+        "big_run_render_p50_ms": None if opened is None else round(opened["p50"], 1),
+        "big_run_render_max_ms": None if opened is None else round(opened["max"], 1),
+        "big_run_ok": api_p50 <= TARGET_RUN_MS and render_ok,
+        "render_gated": gate_render,
+        "load_average": [round(x, 2) for x in result["load_average"]],
     }
     print(json.dumps(result["verdict"], indent=2))
     if path:
         Path(path).write_text(json.dumps(result, indent=2, default=str))
-    ok = result["verdict"]["runs_list_ok"] and result["verdict"]["big_run_ok"]
-    return 0 if ok else 1
+    ok = result["verdict"]["runs_list_ok"] and api_p50 <= TARGET_RUN_MS
+    return 0 if ok and (render_ok or not gate_render) else 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import httpx
 import psycopg
 
 import ferryman
+from bench import floor
 from bench.common import (
     MB,
     CpuMeter,
@@ -101,6 +102,13 @@ class Side:
         async def sleeper(ctx: ferryman.Context) -> None:
             await ctx.step.sleep("nap", f"{ctx.event.data['secs']}s")
             await ctx.step.run("after", resumed, ctx.run_id)
+
+        @app.function(id="soak", trigger=ferryman.on_event("bench/soak"))
+        async def soak(ctx: ferryman.Context) -> None:
+            for i in range(5):
+                if i == 2:
+                    await ctx.step.sleep("nap", f"{ctx.event.data['sleep']}s")
+                await ctx.step.run(f"s{i}", noop)
 
     def _define_flow(self) -> None:
         app, p, log = self.app, self.params, self.flow_log
@@ -229,9 +237,12 @@ class Side:
             per_step.append((ended - started) * 1000 / steps)
             walls.append((t_seen - t0) * 1000 / steps)
         per_step_sorted = sorted(per_step)
+        floor_ms = await floor.single_commit_ms(self.db_url)
         result.metrics = {
             "cpu": cpu.stop(),
             "ms_per_step": per_step_sorted[len(per_step_sorted) // 2],
+            "floor_insert_commit_ms": floor_ms,
+            "times_floor": per_step_sorted[len(per_step_sorted) // 2] / floor_ms,
             "ms_per_step_all": per_step,
             "ms_per_step_wall_from_send": sorted(walls)[len(walls) // 2],
             "how": "runs.started_at (lease taken) to runs.ended_at (COMPLETED committed), "
@@ -261,9 +272,12 @@ class Side:
         row = await cur.fetchone()
         assert row is not None
         elapsed = float(row[0]) - t0
+        floor_rows = await floor.group_commit_rows_per_s(self.db_url, runs * steps)
         result.metrics = {
             "cpu": cpu_b,
             "steps_per_second": runs * steps / elapsed,
+            "floor_group_commit_rows_per_s": floor_rows,
+            "share_of_floor": runs * steps / elapsed / floor_rows,
             "runs_per_second": runs / elapsed,
             "elapsed_s": elapsed,
             "send_s": t_sent - t0,
@@ -541,6 +555,23 @@ class Side:
         }
         if stored < accepted:
             raise RuntimeError(f"{accepted} events answered 200 but only {stored} stored")
+
+    async def scenario_h(self, result: Result, timeout: float) -> None:
+        """The soak: paced POSTs through the gateway for minutes; see ``bench/soak.py``."""
+        from bench import soak
+
+        gw = Gateway(self.db_url, self.nats_url)
+        await gw.start()
+        try:
+            await soak.run(self, result, timeout, gw)
+        finally:
+            gw.stop()
+
+    async def scenario_i(self, result: Result, timeout: float) -> None:
+        """Scale-out over 1, 2, 4 worker processes; see ``bench/scaleout.py``."""
+        from bench import scaleout
+
+        await scaleout.run(self, result, timeout)
 
     async def scenario_d(self, result: Result, timeout: float) -> None:
         runs, secs = int(self.params["runs"]), float(self.params["secs"])

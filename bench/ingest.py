@@ -5,6 +5,10 @@
     request) for ``secs`` seconds; writes requests/s, events/s, latency percentiles and
     how many answers were not 200.
 
+``python -m bench.ingest pace URL --rate R --secs S --name N --data JSON --result out.json``
+    Open loop, for the soak (h): one event per POST at ``R`` per second, whatever the
+    answers' latency (at most 256 requests in flight); writes what was sent and accepted.
+
 ``python -m bench.ingest noop --port P [--processes N]``
     The ceiling: a route on the same HTTP stack as the gateway (uvicorn + Starlette, same
     number of processes) that reads and parses the body and answers like ``POST /e``,
@@ -20,6 +24,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -106,6 +111,63 @@ async def load(url: str, clients: int, secs: float, batch: int) -> dict[str, obj
     }
 
 
+async def pace(
+    url: str, rate: float, secs: float, name: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """POST one event every 1/rate s on a fixed schedule (not after the previous answer):
+    a slow answer must not slow the offered load, or a soak would hide its own backlog."""
+    latencies: list[float] = []
+    failures = 0
+    inflight = asyncio.Semaphore(256)
+    late = 0
+
+    async def one(session: aiohttp.ClientSession, seq: int) -> None:
+        nonlocal failures
+        body = orjson.dumps({"name": name, "data": {**data, "seq": seq}})
+        t0 = time.perf_counter()
+        try:
+            async with session.post(
+                url, data=body, headers={"content-type": "application/json"}
+            ) as response:
+                await response.read()
+                if response.status != 200:
+                    failures += 1
+        except aiohttp.ClientError:
+            failures += 1
+        finally:
+            latencies.append(time.perf_counter() - t0)
+            inflight.release()
+
+    connector = aiohttp.TCPConnector(limit=256, force_close=False)
+    tasks: set[asyncio.Task[None]] = set()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        total = int(rate * secs)
+        for seq in range(total):
+            due = start + seq / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.1:
+                late += 1
+            await inflight.acquire()
+            task = asyncio.create_task(one(session, seq))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*list(tasks))
+        elapsed = time.perf_counter() - start
+    return {
+        "sent": total,
+        "not_200": failures,
+        "secs": elapsed,
+        "offered_per_s": rate,
+        "achieved_per_s": total / elapsed,
+        "sent_late": late,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.ingest")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -115,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--secs", type=float, default=20)
     lp.add_argument("--batch", type=int, default=1)
     lp.add_argument("--result", type=Path, required=True)
+    pp = sub.add_parser("pace")
+    pp.add_argument("url")
+    pp.add_argument("--rate", type=float, required=True)
+    pp.add_argument("--secs", type=float, required=True)
+    pp.add_argument("--name", required=True)
+    pp.add_argument("--data", type=json.loads, default={})
+    pp.add_argument("--result", type=Path, required=True)
     np = sub.add_parser("noop")
     np.add_argument("--port", type=int, required=True)
     np.add_argument("--processes", type=int, default=1)
@@ -122,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "load":
         out = asyncio.run(load(args.url, args.clients, args.secs, args.batch))
         args.result.write_text(json.dumps(out))
+        return 0
+    if args.cmd == "pace":
+        paced = asyncio.run(pace(args.url, args.rate, args.secs, args.name, args.data))
+        args.result.write_text(json.dumps(paced))
         return 0
     uvicorn.run(
         "bench.ingest:noop_app",

@@ -23,6 +23,14 @@ TITLES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"ingest: {p['clients']} keep-alive clients POSTing for {p['secs']:g} s, "
         "single events and batches of 100, against a no-op route on the same HTTP stack"
     ),
+    "h": lambda p: (
+        f"soak: {p['secs']:g} s of paced single-event POSTs at half (b)'s runs/s, "
+        f"runs of 5 steps and a {p['sleep']:g} s sleep"
+    ),
+    "i": lambda p: (
+        f"scale-out: {p['runs']:,} runs of {p['steps']} no-op steps on "
+        f"{', '.join(map(str, p['workers']))} worker processes"
+    ),
     "e": lambda p: (
         f"the matcher: {p['waits']:,} pending waits, {p['rate']:,.0f} unrelated "
         f"events/s for {p['secs']:g} s ({p.get('noise', 'mixed')}), "
@@ -85,6 +93,16 @@ def headline(result: Result) -> str:
             f"({m['share_of_ceiling']:.2f} of the no-op's {m['ceiling']['events_per_s']:,.0f}), "
             f"p99 {m['single']['p99_ms']:.1f} ms; batches {m['batched']['events_per_s']:,.0f}/s"
         )
+    if result.scenario == "h":
+        return (
+            f"{m['completed']:,} runs at {m['offered_runs_per_s']:.1f}/s, event to end "
+            f"p99 {m['event_to_end_s']['p99']:.2f} s ({m['sleep_s']:g} s asleep); RSS "
+            f"gateway {m['gateway_rss_growth']:+.0%}, worker {m['worker_rss_growth']:+.0%}"
+        )
+    if result.scenario == "i":
+        return "; ".join(
+            f"{r['workers']}: {r['steps_per_second']:,.0f} steps/s" for r in m["by_workers"]
+        ) + (f"; CPU µs/step {m['cpu_us_per_step']}")
     return (
         f"RSS +{m['rss_growth_mb']:.1f} MB, late p99 {m['late_s']['p99']:.2f} s, "
         f"all done after {m['all_done_after_s']:.1f} s"
@@ -143,6 +161,15 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             lambda f, d: f <= 1.0,
             fmt="{:,.3f}",
         )
+        add(
+            "a",
+            "(a) per step, against one raw INSERT + COMMIT round trip (the floor)",
+            "× floor",
+            ("times_floor",),
+            "lower",
+            "≤ 2×",
+            lambda f, _: f <= 2,
+        )
     if "b" in params:
         b = params["b"]
 
@@ -162,6 +189,15 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             "≥ 2,000 steps/s and ≥ 8× DBOS",
             check_b,
             fmt="{:,.0f}",
+        )
+        add(
+            "b",
+            "(b) steps/s as a share of raw group commits of the same rows (the floor)",
+            "×",
+            ("share_of_floor",),
+            "higher",
+            "reported",
+            lambda f, _: None,
         )
     if "c" in params:
         add(
@@ -295,6 +331,58 @@ def rows(results: list[Result], params: dict[str, dict[str, Any]]) -> list[dict[
             "higher",
             "≥ 30,000",
             lambda f, _: f >= 30000,
+            fmt="{:,.0f}",
+        )
+    if "h" in params:
+        add(
+            "h",
+            "(h) soak: event to run end, p99, less the sleep",
+            "s",
+            ("p99_minus_sleep_s",),
+            "lower",
+            "≤ 1 s",
+            lambda f, _: f <= 1,
+            fmt="{:.2f}",
+        )
+        for side in ("gateway", "worker"):
+            add(
+                "h",
+                f"(h) soak: {side} RSS growth after warm-up",
+                "×",
+                (f"{side}_rss_growth",),
+                "lower",
+                "≤ 0.10 (runs of minutes)",
+                lambda f, _: (f <= 0.10) if params["h"]["secs"] >= 120 else None,
+                fmt="{:+.2f}",
+            )
+        add(
+            "h",
+            "(h) soak: messages left in FERRYMAN_WORK at the end",
+            "msgs",
+            ("work_stream_left",),
+            "lower",
+            "0",
+            lambda f, _: f == 0,
+            fmt="{:.0f}",
+        )
+    if "i" in params:
+        add(
+            "i",
+            "(i) scale-out: worst throughput with more workers, against 1 worker",
+            "×",
+            ("worst_scaling",),
+            "higher",
+            "≥ 0.9 (must not drop)",
+            lambda f, _: f >= 0.9,
+        )
+        add(
+            "i",
+            "(i) scale-out: projected steps/s on 16 cores (CPU per step)",
+            "steps/s",
+            ("projected_16_cores_steps_per_s",),
+            "higher",
+            "reported",
+            lambda f, _: None,
             fmt="{:,.0f}",
         )
     return out

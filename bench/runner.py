@@ -65,7 +65,7 @@ async def run(args: argparse.Namespace) -> Result:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.runner")
     ap.add_argument("--system", choices=["ferryman", "dbos"], required=True)
-    ap.add_argument("--scenario", choices=list("abcdefg"), required=True)
+    ap.add_argument("--scenario", choices=list("abcdefghi"), required=True)
     ap.add_argument("--db-url", required=True)
     ap.add_argument("--nats-url", default="")
     ap.add_argument("--params", default="{}")

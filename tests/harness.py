@@ -8,21 +8,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from ferryman import Event, Ferryman
+from ferryman_worker import natsconn
 from ferryman_worker.embedded import NatsServer, PostgresServer
 from ferryman_worker.events import EventBus
+from ferryman_worker.migrating import migrate
 from ferryman_worker.settings import load_settings
 from ferryman_worker.worker import Worker
 
@@ -97,14 +101,13 @@ class Stack:
 
     async def bus(self) -> EventBus:
         if self._bus is None:
-            import nats
             from psycopg_pool import AsyncConnectionPool
 
             pool = AsyncConnectionPool(
                 self.db_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
             )
             await pool.open()
-            nc = await nats.connect(self.nats.url, max_reconnect_attempts=-1)
+            nc = await natsconn.connect(self.nats.url, "tests", logging.getLogger("tests"))
             self._bus = EventBus(pool, nc.jetstream())
             self._bus_nc = nc
         return self._bus
@@ -188,3 +191,22 @@ def new_database(pg: PostgresServer, template: str) -> str:
     with psycopg.connect(pg.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'.encode())
     return pg.url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextlib.asynccontextmanager
+async def own_postgres(stack: Stack) -> AsyncIterator[Stack]:
+    """``stack`` on a PostgreSQL of its own, for a test that stops or kills it: doing that
+    to the session's server disturbs other tests, and its crash recovery after hundreds of
+    test databases can outlast the test's own waits."""
+    own = PostgresServer(stack.tmp / "own-pg")
+    own.start()
+    try:
+        await migrate(own.url)
+        alone = Stack(own, own.url, stack.nats, stack.tmp / "alone")
+        alone.tmp.mkdir()
+        try:
+            yield alone
+        finally:
+            await alone.close()
+    finally:
+        own.stop()

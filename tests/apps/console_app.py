@@ -3,7 +3,8 @@
 ``ferryman dev -m tests.apps.console_app`` hosts both apps (the worker hosts every
 ``Ferryman`` app a module defines), so the browser tests see the example's functions and
 can drive a slow step, a flaky step, a step that fails until switched on, a long sleep and
-a wait that times out.
+a wait that times out; a concurrency limit and a rate limit for flow control, and a
+signed webhook (``CONSOLE_WEBHOOK_SECRET`` in the gateway's environment).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from examples.bookings import fm as bookings
 
 import ferryman
 from examples import services
+from ferryman import webhooks
 
 __all__ = ["bookings", "fm"]
 
@@ -87,11 +89,33 @@ async def caller(ctx: ferryman.Context) -> Any:
 
 
 @fm.function(
-    id="one-at-a-time",
-    trigger=ferryman.on_event("console.serial"),
-    concurrency=[ferryman.Concurrency(limit=1)],
+    id="two-per-account",
+    trigger=ferryman.on_event("console.account"),
+    concurrency=[ferryman.Concurrency(limit=2, key="event.data.account")],
 )
-async def one_at_a_time(ctx: ferryman.Context) -> str:
-    """One run at a time: a second run waits QUEUED, and flow control says why."""
+async def two_per_account(ctx: ferryman.Context) -> str:
+    """Two runs at a time per ``account``: a third waits QUEUED, and flow control says why."""
     await ctx.step.run("work", asyncio.sleep, float(ctx.event.data.get("seconds", 3)))
     return "done"
+
+
+@fm.function(
+    id="rate-limited",
+    trigger=ferryman.on_event("console.rated"),
+    rate_limit=ferryman.RateLimit(limit=1, period="1h", key="event.data.user"),
+)
+async def rate_limited(ctx: ferryman.Context) -> str:
+    """One run per ``user`` an hour: a second event is skipped, and the console says why."""
+    return str(await ctx.step.run("greet", lambda: f"hello {ctx.event.data.get('user')}"))
+
+
+# A parcel carrier's callbacks: HMAC-SHA256 of the body, hex, in X-Parcel-Signature. A body
+# without ``parcel`` fails the transform (the delivery is kept, with the CEL error).
+fm.webhook(
+    name="parcels",
+    transform='{"name": "console.parcel", "id": "parcel-" + body.parcel, "data": body}',
+    verify=webhooks.hmac_sha256(
+        header="X-Parcel-Signature", prefix="sha256=", encoding="hex",
+        secret_env="CONSOLE_WEBHOOK_SECRET",
+    ),
+)  # fmt: skip

@@ -42,6 +42,8 @@ FLAGS = [
 ]
 MODULE = "tests.apps.console_app"
 API_TOKEN = "console-test-token"
+WEBHOOK_SECRET = "parcels-signing-secret"
+FUNCTIONS = 9  # in tests.apps.console_app, the bookings example's included
 
 
 def _free_port() -> int:
@@ -75,6 +77,7 @@ class DevServer:
             "FERRYMAN_EXAMPLES_LEDGER": str(self.ledger),
             # Open, as `ferryman dev` is (the gateway alone requires tokens by default).
             "FERRYMAN_AUTH": "false",
+            "CONSOLE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }
         # The console's gateway is open, as in `ferryman dev`; a second one on the same
         # data requires an API token (what a cluster runs), for the sign-in scenario.
@@ -158,7 +161,7 @@ def dev(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> 
     _require_browser()
     server = DevServer(pg_server, tmp_path_factory.mktemp("console"))
     try:
-        server.wait_ready(functions=8)
+        server.wait_ready(functions=FUNCTIONS)
         yield server
     finally:
         server.stop()

@@ -3,13 +3,17 @@ NATS, gateway and worker): what a person opening http://localhost:8288 would do.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.console.conftest import API_TOKEN, DevServer
+from tests.console.conftest import API_TOKEN, FUNCTIONS, WEBHOOK_SECRET, DevServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,7 +31,7 @@ async def test_the_console_shows_the_example_apps_functions(page: Any, shots: Pa
     rows = page.get_by_test_id("function-row")
     await expect(page.locator('[data-function="bookings-process-booking"]')).to_be_visible()
     await expect(page.locator('[data-function="console-timed"]')).to_contain_text("console.timed")
-    assert await rows.count() == 8
+    assert await rows.count() == FUNCTIONS
     await page.screenshot(path=str(shots / "functions.png"), full_page=True)
 
 
@@ -176,11 +180,109 @@ async def test_when_the_api_wants_a_token_the_console_asks_for_one_and_keeps_it(
     await expect(dialog).to_contain_text("refused")
     await page.get_by_test_id("token-input").fill(API_TOKEN)
     await page.get_by_test_id("token-submit").click()
-    await expect(page.get_by_test_id("function-row")).to_have_count(8)
+    await expect(page.get_by_test_id("function-row")).to_have_count(FUNCTIONS)
     await expect(dialog).to_have_count(0)
     # Kept for the tab (sessionStorage) and sent as a Bearer header: a reload needs no prompt.
     assert await page.evaluate("sessionStorage.getItem('ferryman.token')") == API_TOKEN
     await page.reload()
-    await expect(page.get_by_test_id("function-row")).to_have_count(8)
+    await expect(page.get_by_test_id("function-row")).to_have_count(FUNCTIONS)
     await expect(dialog).to_have_count(0)
     await context.close()
+
+
+async def test_flow_control_says_why_a_run_waits_and_which_rule_skipped_an_event(
+    page: Any, dev: DevServer, shots: Path
+) -> None:
+    # Two runs of account acme hold both slots; the third waits QUEUED, and says why.
+    busy = [await dev.send("console.account", {"account": "acme", "seconds": 45}) for _ in "ab"]
+    running = [await dev.wait_run(event_id, "RUNNING") for event_id in busy]
+    event_id = await dev.send("console.account", {"account": "acme", "seconds": 0})
+    held = await dev.wait_run(event_id, "QUEUED")
+    why = "concurrency key acme full (2/2)"
+    await page.goto("/#/runs?function_id=console-two-per-account")
+    row = page.locator(f'[data-run="{held["run_id"]}"]')
+    await expect(row.get_by_test_id("reason")).to_have_text(why, timeout=LIVE)
+    await page.screenshot(path=str(shots / "runs-held.png"), full_page=True)
+    await row.get_by_role("link", name=held["run_id"]).click()
+    await expect(page.get_by_test_id("reason")).to_contain_text(why)
+    await expect(page.get_by_test_id("queued-reason")).to_contain_text(why)
+
+    # A slot frees: the run starts and finishes without a reload, its timeline still says
+    # why it waited.
+    async with httpx.AsyncClient(base_url=dev.url) as client:
+        (await client.post(f"/v1/runs/{running[0]['run_id']}/cancel")).raise_for_status()
+    await expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=LIVE)
+    await expect(page.get_by_test_id("queued-reason")).to_contain_text(why)
+    await expect(page.get_by_test_id("held-reason")).to_contain_text(why)
+    await page.screenshot(path=str(shots / "run-held.png"), full_page=True)
+    async with httpx.AsyncClient(base_url=dev.url) as client:
+        (await client.post(f"/v1/runs/{running[1]['run_id']}/cancel")).raise_for_status()
+
+    # One event per user an hour: the second is skipped, and the Events page names the rule.
+    first = await dev.send("console.rated", {"user": "ann"})
+    await dev.wait_run(first, "COMPLETED")
+    second = await dev.send("console.rated", {"user": "ann"})
+    await page.goto("/#/events")
+    row = page.get_by_test_id("event-row").filter(has_text=second)
+    await expect(row.get_by_test_id("skipped-chip")).to_have_text(
+        "console-rate-limited: skipped by rate_limit", timeout=LIVE
+    )
+    await row.get_by_role("link", name=second).click()
+    skipped = page.get_by_test_id("open-event").get_by_test_id("skipped")
+    await expect(skipped).to_contain_text("console-rate-limited")
+    await expect(skipped).to_contain_text("skipped by rate_limit")
+    await page.screenshot(path=str(shots / "events-skipped.png"))
+    assert (await dev.runs(second)) == []
+
+
+def parcel_headers(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Parcel-Signature": f"sha256={digest}"}
+
+
+async def test_the_webhooks_page_lists_deliveries_verified_refused_and_failed_and_reruns_one(
+    page: Any, dev: DevServer, shots: Path
+) -> None:
+    signed = json.dumps({"parcel": "p-1", "state": "delivered"}).encode()
+    shapeless = json.dumps({"state": "lost"}).encode()  # no "parcel": the transform fails
+    async with httpx.AsyncClient(base_url=dev.url) as sender:
+        url = "/webhooks/parcels"
+        good = await sender.post(url, content=signed, headers=parcel_headers(signed))
+        bad = await sender.post(url, content=signed, headers=parcel_headers(signed, "wrong"))
+        broken = await sender.post(url, content=shapeless, headers=parcel_headers(shapeless))
+    assert good.status_code == 200, good.text
+    assert good.json()["ids"] == ["parcel-p-1"]
+    assert bad.status_code == 401
+    assert broken.status_code == 400
+
+    await page.goto("/")
+    await expect(page.get_by_test_id("function-row").first).to_be_visible()
+    await page.keyboard.press("w")  # the Webhooks page's key
+    hook = page.locator('[data-webhook="parcels"]')
+    await expect(hook).to_contain_text("POST /webhooks/parcels")
+    await expect(hook).to_contain_text("hmac")
+    await expect(hook.get_by_test_id("last-error")).to_contain_text("no such key 'parcel'")
+    await expect(hook.get_by_test_id("refused")).to_have_text("1 refused recently")
+    await page.screenshot(path=str(shots / "webhooks.png"), full_page=True)
+    await hook.get_by_role("link", name="parcels").click()
+
+    rows = page.get_by_test_id("delivery-row")
+    await expect(rows).to_have_count(3)
+    accepted = page.locator(f'[data-delivery="{good.json()["delivery_id"]}"]')
+    await expect(accepted.get_by_test_id("delivery-status")).to_have_text("verified")
+    await expect(accepted.get_by_test_id("delivery-event")).to_have_text("parcel-p-1")
+    refused = page.locator('[data-status="REJECTED"]')
+    await expect(refused.get_by_test_id("delivery-status")).to_have_text("rejected")
+    await expect(refused.get_by_test_id("delivery-reason")).to_have_text("bad_signature")
+    failed = page.locator(f'[data-delivery="{broken.json()["delivery_id"]}"]')
+    await expect(failed.get_by_test_id("delivery-status")).to_have_text("transform error")
+    await expect(failed.get_by_test_id("delivery-error")).to_contain_text("parcel")
+    await page.screenshot(path=str(shots / "webhook.png"), full_page=True)
+
+    # Rerun the verified one: the same event (its id is the parcel's), counted as a re-run.
+    await accepted.get_by_test_id("rerun").click()
+    await expect(page.get_by_test_id("toast")).to_contain_text("1 event")
+    await expect(accepted).to_contain_text("re-run 1×", timeout=LIVE)
+    # And the event it made opens on the Events page.
+    await accepted.get_by_test_id("delivery-event").click()
+    await expect(page.get_by_test_id("open-event")).to_contain_text("console.parcel")

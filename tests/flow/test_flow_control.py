@@ -99,6 +99,9 @@ async def test_throttle_spaces_starts_and_delays_rather_than_drops(stack: Stack)
     assert [x - t0 >= k - 0.05 for k, x in enumerate(a)] == [True] * 3, (t0, a)
     # key b has its own budget: sharing a's, its slot would be the fourth, 3 s after t0
     assert min(by_key["b"]) - t0 < 2.9, (t0, by_key["b"])
+    # the runs that waited still say why (the API's held_reason)
+    reasons = [r[0] or "" for r in stack.query("SELECT reason FROM runs WHERE status <> 'QUEUED'")]
+    assert sum(r.startswith("throttled until") for r in reasons) >= 2, reasons
 
 
 async def test_throttle_burst_lets_that_many_start_back_to_back(stack: Stack) -> None:
@@ -150,6 +153,8 @@ async def test_debounce_runs_once_with_the_last_event(stack: Stack) -> None:
     await asyncio.sleep(1.5)
     got = sorted((r["org"], r["n"]) for r in services.records("debounced"))
     assert got == [("a", 2), ("b", 9)]
+    reasons = [r[0] for r in stack.query("SELECT reason FROM runs WHERE status = 'COMPLETED'")]
+    assert [r.startswith("debouncing until") for r in reasons] == [True, True], reasons
 
 
 async def test_debounce_timeout_caps_the_delay(stack: Stack) -> None:
@@ -176,6 +181,9 @@ async def test_batch_collects_events_and_a_timeout_runs_a_partial_batch(stack: S
     runs = services.records("batched")
     assert [r["ns"] for r in runs] == [[0, 1, 2], [3]]
     assert runs[1]["ts"] - t0 >= 1.9  # the partial batch waited for the 2 s timeout
+    reasons = stack.query("SELECT reason FROM runs WHERE status = 'COMPLETED' ORDER BY created_at")
+    assert reasons[0] == ("batching (3/3 events)",)
+    assert reasons[1][0].startswith("batching (1/3 events) until"), reasons
 
 
 async def test_priority_runs_the_higher_priority_first(stack: Stack) -> None:

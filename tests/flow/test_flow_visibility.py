@@ -74,5 +74,26 @@ async def test_held_runs_give_a_reason_and_skipped_events_their_rule(
     assert [(s["function_id"], s["skipped"]) for s in body["skipped"]] == [
         ("flow-rate-limited", "rate_limit")
     ]
+    # the events list says it too, beside the runs each event started
+    listed = {e["id"]: e for e in (await api.get("/v1/events?name=flow.rated")).json()["data"]}
+    assert listed[rated[1]]["skipped"] == [
+        {"function_id": "flow-rate-limited", "skipped": "rate_limit"}
+    ]
+    assert listed[rated[1]]["runs"] == []
+    assert listed[rated[0]]["skipped"] == []
+    assert [r["function_id"] for r in listed[rated[0]]["runs"]] == ["flow-rate-limited"]
     finished = (await api.get(f"/v1/runs/{held['run_id']}")).json()["data"]
     assert finished["reason"] is None or finished["status"] == "QUEUED"
+
+    # Once it ran, ``reason`` (why it is held now) is gone, ``held_reason`` (why it waited) stays.
+    async def completed() -> bool:
+        run = (await api.get(f"/v1/runs/{held['run_id']}")).json()["data"]
+        finished.update(run)
+        return bool(run["status"] == "COMPLETED")
+
+    await wait_for(completed, 20, "the held run did not complete")
+    assert finished["reason"] is None
+    assert finished["held_reason"].startswith("concurrency key (none)"), finished
+    # The run admitted at once was never held: nothing to explain.
+    runs = [(await api.get(f"/v1/events/{i}/runs")).json()["data"][0] for i in ids]
+    assert None in [r["held_reason"] for r in runs], runs

@@ -15,7 +15,7 @@ import pytest
 
 from examples import services
 from tests.apps import durable_app
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, own_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 APP = "tests.apps.durable_app"
@@ -84,6 +84,11 @@ async def test_nats_restart_mid_run_every_run_finishes(stack: Stack) -> None:
 
 
 async def test_postgres_restart_mid_run_every_run_finishes(stack: Stack) -> None:
+    async with own_postgres(stack) as alone:
+        await _postgres_restart_mid_run(alone)
+
+
+async def _postgres_restart_mid_run(stack: Stack) -> None:
     await stack.start_worker(durable_app.fm)
     events = [await stack.send("test.slow", {"seconds": 2}) for _ in range(3)]
     await wait_for(lambda: n("slow.start") == 3, 20, "slow steps never started")

@@ -12,9 +12,7 @@ import pytest
 
 from ferryman import Event
 from ferryman_jetstream import subjects as S
-from ferryman_worker.embedded import PostgresServer
-from ferryman_worker.migrating import migrate
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, own_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,20 +58,8 @@ async def test_json_logs_follow_a_run_through_retries_and_sleeps(stack: Stack) -
 
 
 async def test_postgresql_down_is_one_line_and_its_return_another(stack: Stack) -> None:
-    # A PostgreSQL of its own: stopping the session's server would disturb other tests, and
-    # its restart after hundreds of test databases can take longer than the outage.
-    own = PostgresServer(stack.tmp / "own-pg")
-    own.start()
-    try:
-        await migrate(own.url)
-        alone = Stack(own, own.url, stack.nats, stack.tmp / "alone")
-        alone.tmp.mkdir()
-        try:
-            await _outage(alone)
-        finally:
-            await alone.close()
-    finally:
-        own.stop()
+    async with own_postgres(stack) as alone:
+        await _outage(alone)
 
 
 async def _outage(stack: Stack) -> None:
@@ -100,3 +86,28 @@ async def _outage(stack: Stack) -> None:
     assert "Traceback" not in text, text[-3000:]
     down = [line for line in text.splitlines() if "unavailable (" in line]
     assert 1 <= len(down) <= 3, down  # checkpoints, pulls, perhaps the repair sweep
+
+
+async def test_nats_down_is_one_line_and_its_return_another(stack: Stack) -> None:
+    proc = stack.spawn_worker("tests.apps.watched_app")
+    logfile = log_of(stack, proc)
+    try:
+        await stack.wait_worker_ready(proc)
+        first = await stack.send("watch.slow", {"seconds": 0})
+        await stack.wait_run(first, "COMPLETED", timeout=30)
+        stack.nats.kill()  # a crash: kill -9, JetStream's files stay on disk
+        await asyncio.sleep(8)
+        stack.nats.start()  # same port, same store
+        await wait_for(lambda: " is back after " in logfile.read_text(), 60, "no recovery line")
+        after = await stack.send("watch.slow", {"seconds": 0})
+        await stack.wait_run(after, "COMPLETED", timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = logfile.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
+    down = [line for line in text.splitlines() if "NATS" in line]
+    assert len(down) == 2, down  # it went, it came back: nothing else, not even at exit
+    assert "NATS unavailable (" in down[0], down
+    assert "NATS is back after " in down[1], down
+    assert len(text.splitlines()) < 60, text[-3000:]  # no line per retry while it was down

@@ -185,6 +185,13 @@ async def test_a_stripe_delivery_that_fails_verification_is_401_and_stores_nothi
     assert await metric(api, label) == before + 1
     status = await registry.get_status(api.gateway.js, "stripe")
     assert status["lastError"].startswith("rejected:")
+    # The REST API (read role) lists the refusal, without anything of the payload.
+    assert (await api.client.get("/v1/webhooks/stripe")).status_code == 401
+    shown = (await api.rest.get("/v1/webhooks/stripe")).json()["data"]["status"]
+    [refused] = shown["recentRejections"]
+    assert refused["reason"] == reason
+    assert refused["message"] in status["lastError"]
+    assert set(refused) == {"time", "reason", "message", "client"}
 
 
 async def test_github_signatures(api: Api) -> None:

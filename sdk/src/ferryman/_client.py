@@ -184,7 +184,7 @@ class Ferryman:
             url,
             data=json.dumps(payload).encode(),
             method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **_trace_headers()},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -206,3 +206,15 @@ def _explain(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "options"
         parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
+
+
+def _trace_headers() -> dict[str, str]:
+    """The current OpenTelemetry context as HTTP headers (``traceparent``), so the runs
+    the events start join the sender's trace; nothing without ``opentelemetry-api``."""
+    try:
+        from opentelemetry import propagate
+    except ImportError:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

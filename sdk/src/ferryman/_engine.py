@@ -11,10 +11,12 @@ parallel branches finish and are committed, and nothing new starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +38,7 @@ MAX_STEPS = 1000
 MAX_STEP_OUTPUT = 4 * 1024 * 1024
 MAX_RUN_STATE = 32 * 1024 * 1024
 MAX_SLEEP = timedelta(days=366)
+_NO_SCOPE = contextlib.nullcontext()  # reusable: around_step's stand-in when unset
 
 
 @dataclass
@@ -93,6 +96,9 @@ class Execution:
     attempt: int = 0
     limits: Limits = field(default_factory=Limits)
     rand: Callable[[], float] = random.random
+    # Entered around each step attempt's code (the worker's tracing makes the attempt's
+    # span current there); None: nothing is.
+    around_step: Callable[[NewStep], AbstractContextManager[Any]] | None = None
 
     def __post_init__(self) -> None:
         self.memo: dict[str, StepRecord] = {s.id: s for s in self.history}
@@ -224,9 +230,10 @@ class Execution:
         step = NewStep(unique, step_id, position, op, self._begin(), attempt)
         try:
             try:
-                value = fn(*args)
-                if inspect.isawaitable(value):
-                    value = await value
+                with _NO_SCOPE if self.around_step is None else self.around_step(step):
+                    value = fn(*args)
+                    if inspect.isawaitable(value):
+                        value = await value
                 output, encoded = self._checked_output(unique, value)
             except (NonDeterminismError, LimitExceededError):
                 raise

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from ferryman import Event
 from ferryman._config import Cancel
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
-from ferryman_worker import jsonutil
+from ferryman_worker import jsonutil, tracing
 from ferryman_worker.batching import CompletedSteps, Releases
 from ferryman_worker.ids import new_id
 from ferryman_worker.runs import (
@@ -213,7 +213,7 @@ class RunCheckpoints:
 
     # -- waiting -------------------------------------------------------------------------
 
-    def _wait_id(self, step_id: str) -> str:
+    def wait_id(self, step_id: str) -> str:
         return f"{self.run_id}/{step_id}"
 
     async def wait_step(self, step: NewStep, spec: WaitSpec) -> None:
@@ -284,10 +284,12 @@ class RunCheckpoints:
                 (function_id, key, child_run),
             )
             if await cur.fetchone() is not None:
+                # Traced: the invoked run is a child of this run's root span.
+                parent = None if tracing.tracer is None else tracing.current_traceparent()
                 await conn.execute(
-                    "INSERT INTO runs (id, function_id, event_id, event_ids, status) "
-                    "VALUES (%s, %s, %s, %s, 'QUEUED')",
-                    (child_run, function_id, child_event, [child_event]),
+                    "INSERT INTO runs (id, function_id, event_id, event_ids, status, traceparent) "
+                    "VALUES (%s, %s, %s, %s, 'QUEUED', %s)",
+                    (child_run, function_id, child_event, [child_event], parent),
                 )
                 await insert_cancel_waits(
                     conn, [NewRun(child_run, function_id, key, [child_event], cancels=cancels)]
@@ -338,7 +340,7 @@ class RunCheckpoints:
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) "
             "ON CONFLICT (id) DO NOTHING",
             (
-                self._wait_id(step_id),
+                self.wait_id(step_id),
                 kind,
                 self.run_id,
                 step_id,
@@ -357,10 +359,10 @@ class RunCheckpoints:
             await conn.execute(
                 "UPDATE waits SET resolved_at = now() WHERE id = %s AND resolved_at IS NULL "
                 "AND timeout_at <= now()",
-                (self._wait_id(step.id),),
+                (self.wait_id(step.id),),
             )
             cur = await conn.execute(
-                "SELECT resolved_at, event FROM waits WHERE id = %s", (self._wait_id(step.id),)
+                "SELECT resolved_at, event FROM waits WHERE id = %s", (self.wait_id(step.id),)
             )
             row = await cur.fetchone()
         if row is None or row[0] is None:

@@ -353,7 +353,9 @@ class PostgresServer(Server):
     def ready(self) -> None:
         import psycopg
 
-        deadline = time.monotonic() + 30
+        # After a kill -9 PostgreSQL replays its WAL first ("not yet accepting
+        # connections"): on a busy machine with many databases that takes a while.
+        deadline = time.monotonic() + 180
         while True:
             try:
                 with psycopg.connect(self.url, connect_timeout=2):

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event
 from ferryman_jetstream import InvalidEventName, event_subject, validate_event_name
-from ferryman_worker import jsonutil
+from ferryman_worker import jsonutil, tracing
 from ferryman_worker.batching import GroupCommit
 from ferryman_worker.ids import new_id
 
@@ -151,12 +151,20 @@ class EventBus:
         stamps = await asyncio.gather(*(self._stored.write({"event": e}) for e in events))
         return {e.id or "": at for e, at in zip(events, stamps, strict=True)}
 
-    async def publish(self, events: list[Event], received: dict[str, datetime]) -> None:
+    async def publish(
+        self, events: list[Event], received: dict[str, datetime], traceparent: str | None = None
+    ) -> None:
+        """``traceparent``: the trace the events belong to (POST /e's header); inside a
+        traced step, the step's span."""
+        if traceparent is None and tracing.tracer is not None:
+            traceparent = tracing.current_traceparent()
         futures = []
         for event in events:
             headers = {"Nats-Msg-Id": event.id or ""}
             if event.id in received:
                 headers[RECEIVED_HEADER] = received[event.id].isoformat()
+            if traceparent is not None:
+                headers[tracing.TRACEPARENT] = traceparent
             futures.append(
                 await self.js.publish_async(
                     event_subject(event.name), jsonutil.dumpb(event.to_wire()), headers=headers

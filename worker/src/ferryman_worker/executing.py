@@ -24,7 +24,7 @@ from ferryman._engine import Execution, Outcome
 from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
-from ferryman_worker import ids, jsonutil, metrics, timers
+from ferryman_worker import ids, jsonutil, metrics, timers, tracing
 from ferryman_worker.admission import Gate
 from ferryman_worker.admission.admitting import GONE, HELD
 from ferryman_worker.admission.store import FINISH_DEADLINE, START_DEADLINE
@@ -174,14 +174,17 @@ class Advancer:
             batcher=self.batcher,
             releases=self.releases,
         )
+        # Tracing off: None, and nothing below pays for it.
+        trace = None if tracing.tracer is None else await tracing.for_run(self.pool, run_id, fn.id)
         execution = Execution(
             fn.config,
             fn.handler,
-            ObservedSteps(checkpoints),
+            ObservedSteps(checkpoints, trace),
             run_id,
             events,
             history,
             attempt=lease.attempt,
+            around_step=None if trace is None else trace.step,
         )
         # Most passes end long before a renewal is due: start renewing only if this one
         # is still going a third of the way into its lease.
@@ -195,6 +198,7 @@ class Advancer:
         renew_handle = asyncio.get_running_loop().call_later(self.lease_seconds / 3, start_renewing)
         started = time.perf_counter()
         token = set_sender(self.bus)
+        ambient = None if trace is None else trace.attach()
         metrics.ACTIVE_RUNS.inc()
         try:
             outcome = await self._execute(fn, execution)
@@ -211,6 +215,8 @@ class Advancer:
         finally:
             set_sender(None)
             del token
+            if trace is not None and ambient is not None:
+                trace.close(ambient)
             metrics.ACTIVE_RUNS.dec()
             renew_handle.cancel()
             done.set()
@@ -229,7 +235,9 @@ class Advancer:
         pending = {r.status for r in execution.memo.values()}
         checkpoints.sleeping = checkpoints.sleeping or "SLEEPING" in pending
         checkpoints.waiting = checkpoints.waiting or "WAITING" in pending
-        await self._record(fn, run_id, lease.token, lease.attempt, outcome, checkpoints, events)
+        await self._record(
+            fn, run_id, lease.token, lease.attempt, outcome, checkpoints, events, trace
+        )
         return Advanced(done=True)
 
     async def _execute(self, fn: Function, execution: Execution) -> Outcome:
@@ -264,9 +272,10 @@ class Advancer:
         outcome: Outcome,
         checkpoints: RunCheckpoints,
         events: list[Any],
+        trace: tracing.RunTrace | None = None,
     ) -> None:
         if outcome.status in ("COMPLETED", "FAILED"):
-            await self._end(fn, run_id, token, outcome, events)
+            await self._end(fn, run_id, token, outcome, events, trace)
         elif outcome.status == "RETRY" and outcome.retry_at is not None:
             metrics.RUN_RETRIES.labels(fn.id).inc()
             await checkpoints.run_timer(f"run-retry-{attempt + 1}", outcome.retry_at)
@@ -287,7 +296,13 @@ class Advancer:
             )
 
     async def _end(
-        self, fn: Function, run_id: str, token: int, outcome: Outcome, events: list[Any]
+        self,
+        fn: Function,
+        run_id: str,
+        token: int,
+        outcome: Outcome,
+        events: list[Any],
+        trace: tracing.RunTrace | None = None,
     ) -> None:
         """Record the ending and its internal events together, then publish the events."""
         trigger = events[0].to_wire() if events else None
@@ -304,6 +319,8 @@ class Advancer:
         )
         if received is None:
             return
+        if trace is not None:
+            trace.finish(outcome.status, outcome.error)
         metrics.RUNS_FINISHED.labels(fn.id, outcome.status).inc()
         took = max(0.0, time.time() - ids.time_of(run_id))
         metrics.RUN_DURATION.labels(fn.id, outcome.status).observe(took)
@@ -321,6 +338,7 @@ class Advancer:
                 extra=fields,
             )
         try:
-            await self.bus.publish(emitted, received)
+            # Traced: runs these events start (on-failure handlers) are children of this run.
+            await self.bus.publish(emitted, received, None if trace is None else trace.traceparent)
         except Exception as exc:
             log.warning("could not publish the end of run %s: %s", run_id, exc)

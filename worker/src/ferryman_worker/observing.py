@@ -18,6 +18,7 @@ from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
 from ferryman_worker import metrics
 from ferryman_worker.checkpoints import RunCheckpoints
 from ferryman_worker.logs import seconds
+from ferryman_worker.tracing import RunTrace
 
 log = logging.getLogger("ferryman.runs")
 
@@ -29,8 +30,9 @@ def _error_text(error: dict[str, Any]) -> str:
 class ObservedSteps:
     """The run's checkpoints, observed."""
 
-    def __init__(self, store: RunCheckpoints) -> None:
+    def __init__(self, store: RunCheckpoints, trace: RunTrace | None = None) -> None:
         self.store = store
+        self.trace = trace  # the run's trace, when tracing is on
         self.function_id = store.function_id
         self.run_id = store.run_id
 
@@ -57,6 +59,8 @@ class ObservedSteps:
     async def complete_step(self, step: NewStep, output: Any, output_json: str) -> None:
         await self.store.complete_step(step, output, output_json)
         elapsed = self._attempt_done(step, "completed")
+        if self.trace is not None:
+            self.trace.step_ended(step, "completed")
         log.debug(
             "run %s step %r completed in %s",
             self.run_id,
@@ -68,6 +72,8 @@ class ObservedSteps:
     async def fail_step(self, step: NewStep, error: dict[str, Any]) -> None:
         await self.store.fail_step(step, error)
         self._attempt_done(step, "failed")
+        if self.trace is not None:
+            self.trace.step_ended(step, "failed", error)
         log.warning(
             "run %s step %r failed for good (attempt %d/%s): %s",
             self.run_id,
@@ -82,6 +88,8 @@ class ObservedSteps:
         delay = max(0.0, (at - datetime.now(UTC)).total_seconds())  # before the commit's time
         await self.store.retry_step(step, error, at)
         self._attempt_done(step, "retrying")
+        if self.trace is not None:
+            self.trace.step_ended(step, "retrying", error)
         log.info(
             "run %s step %r failed (attempt %d/%s): %s; retrying in %s",
             self.run_id,
@@ -95,6 +103,8 @@ class ObservedSteps:
 
     async def sleep_step(self, step: NewStep, until: datetime) -> None:
         await self.store.sleep_step(step, until)
+        if self.trace is not None:
+            self.trace.sleep(step, until)
         log.info(
             "run %s sleeping until %s (step %r, %s from now)",
             self.run_id,
@@ -141,3 +151,5 @@ class ObservedSteps:
         self, step: StepRecord, output: Any, output_json: str, error: dict[str, Any] | None
     ) -> None:
         await self.store.resolve_step(step, output, output_json, error)
+        if self.trace is not None:
+            await self.trace.waited(self.store.pool, step, self.store.wait_id(step.id), error)

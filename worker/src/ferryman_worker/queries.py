@@ -27,6 +27,8 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         "ended_at": _iso(row["ended_at"]),
         # why flow control holds a QUEUED run ("concurrency key acme full (2/2)"), else None
         "reason": row.get("reason") if row["status"] == "QUEUED" else None,
+        # the last reason flow control gave, kept once the run started: why it waited
+        "held_reason": row.get("reason"),
     }  # fmt: skip
 
 
@@ -176,11 +178,13 @@ async def list_events(
                 "ts": r["ts"],
                 "received_at": _iso(r["received_at"]),
                 "runs": [],
+                "skipped": [],
             }
             for r in await cur.fetchall()
         ]
-        # The runs each event started (as its first trigger event), in one indexed query;
-        # GET /v1/events/{id}/runs has the full answer, batches and skips included.
+        # The runs each event started (as its first trigger event) and the functions whose
+        # flow control skipped it, in two indexed queries; GET /v1/events/{id}/runs has the
+        # full answer, batches included.
         await cur.execute(
             "SELECT id, function_id, status, event_id FROM runs WHERE event_id = ANY(%s) "
             "ORDER BY created_at",
@@ -190,5 +194,14 @@ async def list_events(
         for r in await cur.fetchall():
             by_event[r["event_id"]]["runs"].append(
                 {"run_id": r["id"], "function_id": r["function_id"], "status": r["status"]}
+            )
+        await cur.execute(
+            "SELECT event_id, function_id, rule FROM skipped_events "
+            "WHERE event_id = ANY(%s) AND rule <> 'batch' ORDER BY at",
+            (list(by_event),),
+        )
+        for r in await cur.fetchall():
+            by_event[r["event_id"]]["skipped"].append(
+                {"function_id": r["function_id"], "skipped": r["rule"]}
             )
         return events

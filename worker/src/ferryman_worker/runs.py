@@ -38,6 +38,7 @@ class NewRun:
     key: str
     event_ids: list[str]
     cancels: list[dict[str, Any]] = field(default_factory=list)  # cancel_on waits
+    traceparent: str | None = None  # the trigger event's trace context (tracing.py)
 
 
 class LeaseLost(BaseException):
@@ -92,16 +93,18 @@ class RunStore:
             if fresh:
                 await conn.execute(
                     "INSERT INTO runs (id, function_id, event_id, event_ids, status, "
-                    "lease_owner, lease_token, lease_expires, started_at) "
+                    "lease_owner, lease_token, lease_expires, started_at, traceparent) "
                     "SELECT id, f, e, ARRAY[e], 'RUNNING', %s, 1, "
-                    "now() + make_interval(secs => %s), now() "
-                    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(id, f, e)",
+                    "now() + make_interval(secs => %s), now(), tp "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                    "AS t(id, f, e, tp)",
                     (
                         owner,
                         lease_seconds,
                         [r.run_id for r in fresh],
                         [r.function_id for r in fresh],
                         [r.event_ids[0] for r in fresh],
+                        [r.traceparent for r in fresh],
                     ),
                 )
                 await self._insert_cancel_waits(conn, fresh)

@@ -21,7 +21,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import nats
 from nats.aio.msg import Msg
 from psycopg_pool import AsyncConnectionPool
 
@@ -33,7 +32,7 @@ from ferryman_jetstream import (
     reconcile_function,
 )
 from ferryman_jetstream import subjects as S
-from ferryman_worker import cron, jsonutil, metrics
+from ferryman_worker import cron, jsonutil, metrics, natsconn, tracing
 from ferryman_worker.admission import Gate
 from ferryman_worker.consuming import pull_loop, settle
 from ferryman_worker.events import WAITS_ANNOUNCED, EventBus
@@ -47,6 +46,7 @@ from ferryman_worker.retaining import retention_loop
 from ferryman_worker.runs import NewRun, RunStore
 from ferryman_worker.settings import Settings
 from ferryman_worker.slots import Slots
+from ferryman_worker.tracing import TRACEPARENT
 from ferryman_worker.triggering import cancel_waits, run_key
 from ferryman_worker.webhooks.declaring import declare_webhooks
 
@@ -81,6 +81,7 @@ class Worker:
         for function_id in self.functions:
             metrics.hosting(function_id)
         self.owner = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        tracing.setup("ferryman-worker")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
         self.stopping = asyncio.Event()
         # New runs and resumed runs (timers, work jobs) take slots from separate pools, so
         # a flood of new events never makes sleeping runs wake up late.
@@ -103,12 +104,7 @@ class Worker:
             open=False,
         )
         await self.pool.open(wait=True, timeout=30)
-        self.nc = await nats.connect(
-            s.nats_url,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            name=f"ferryman-worker {self.owner}",
-        )
+        self.nc = await natsconn.connect(s.nats_url, f"ferryman-worker {self.owner}", log)
         self.js = self.nc.jetstream(timeout=10)
         self.bus = EventBus(self.pool, self.js, self.nc)
         self.runs = RunStore(self.pool)
@@ -231,6 +227,7 @@ class Worker:
         with contextlib.suppress(Exception):
             await self.nc.close()
         await self.pool.close()
+        await asyncio.to_thread(tracing.flush)
 
     async def _register(self) -> dict[str, datetime]:
         """Record the hosted functions; return when each was first declared."""
@@ -323,6 +320,7 @@ class Worker:
                         run_key(fn, event),
                         [event.id or ""],
                         cancels=cancel_waits(fn, event),
+                        traceparent=msg.headers.get(TRACEPARENT) if msg.headers else None,
                     ),
                     event,
                 )

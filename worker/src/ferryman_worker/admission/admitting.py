@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferryman import Event
-from ferryman_worker.admission import concurrency, gathering, timeouts
+from ferryman_worker.admission import concurrency, gathering, store, timeouts
 from ferryman_worker.admission.policy import FlowPolicy
 from ferryman_worker.checkpoints import PendingTimer
 
@@ -60,9 +60,9 @@ async def admit(
     await conn.execute(
         "UPDATE runs SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s), "
         "status = CASE WHEN status IN ('QUEUED', 'SLEEPING') THEN 'RUNNING' ELSE status END, "
-        "queued_at = NULL, not_before = NULL, reason = NULL, "
+        "queued_at = NULL, not_before = NULL, reason = nullif(reason, %s), "
         "started_at = coalesce(started_at, now()), updated_at = now() WHERE id = %s",
-        (owner, lease_seconds, run_id),
+        (owner, lease_seconds, store.ARRIVED, run_id),
     )
     admitted = Admitted(GO)
     if first:

@@ -66,7 +66,7 @@ async def arrive(conn: Any, runs: RunStore, policy: FlowPolicy, event: Event) ->
             out.delayed = gathering.rule_of(policy)
             return out
     now: datetime = (await (await conn.execute("SELECT now()")).fetchone())[0]
-    not_before, reason = None, "queued for admission"
+    not_before, reason = None, store.ARRIVED
     if c.debounce is not None:
         wait = min(c.debounce.period, c.debounce.timeout or c.debounce.period)
         not_before, reason = now + wait, gathering.debouncing(now + wait)

@@ -89,8 +89,10 @@ async def fold(conn: Any, policy: FlowPolicy, event: Event) -> tuple[str, Folded
     size, not_before = got
     await store.skip(conn, event.id or "", policy.id, "batch", run_id)  # decided: in this batch
     if size >= batch.max_size:
+        # Full: it starts now; the reason stays, to say what it waited for.
         await conn.execute(
-            "UPDATE runs SET not_before = NULL, reason = NULL WHERE id = %s", (run_id,)
+            "UPDATE runs SET not_before = NULL, reason = %s WHERE id = %s",
+            (batching(size, batch.max_size, None), run_id),
         )
         await release(conn, run_id)
         return key, Folded(run_id, True)

@@ -15,6 +15,11 @@ FINISH_DEADLINE = "flow-timeout-finish"
 
 TERMINAL = "('COMPLETED','FAILED','CANCELLED')"
 
+#: A run's ``reason`` from its arrival until admission decides; a decision that holds it
+#: writes the real one. Admission clears only this one when the run starts: a real reason
+#: stays, so a finished run can still say why it waited (``held_reason`` in the API).
+ARRIVED = "queued for admission"
+
 
 async def lock(conn: Any, *parts: str) -> None:
     """A transaction-level advisory lock on ``parts`` (held until commit)."""

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-import nats
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ferryman_jetstream import ensure_streams
-from ferryman_worker import metrics, queries
+from ferryman_worker import metrics, natsconn, queries, tracing
 from ferryman_worker.cancelling import cancel_runs
 from ferryman_worker.devmetrics import DevMetrics
 from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
@@ -53,6 +53,8 @@ from ferryman_worker.gateway.runs_api import RunsApi
 from ferryman_worker.gateway.webhooks import webhook_routes
 from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
 from ferryman_worker.settings import Settings
+
+log = logging.getLogger("ferryman.gateway")
 
 # Cancellations through the API are the gateway's to count.
 _API_METRICS: dict[str, Any] = {
@@ -88,12 +90,7 @@ class Gateway:
         )
         await self.pool.open(wait=True, timeout=30)
         self.authority.pool = self.pool
-        self.nc = await nats.connect(
-            self.settings.nats_url,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            name="ferryman-gateway",
-        )
+        self.nc = await natsconn.connect(self.settings.nats_url, "ferryman-gateway", log)
         self.js = self.nc.jetstream(timeout=10)
         # Events sent before any worker started must have a stream to land in.
         await ensure_streams(self.js)
@@ -131,7 +128,11 @@ class Gateway:
             metrics.EVENTS_REJECTED.labels("400").inc()
             return error(400, str(exc))
         try:
-            await self.bus.publish(events, await self.bus.store(events))
+            # A W3C traceparent header makes the runs children of the caller's span.
+            traceparent = request.headers.get(tracing.TRACEPARENT)
+            await self.bus.publish(
+                events, await self.bus.store(events), tracing.valid_traceparent(traceparent)
+            )
         except psycopg.DataError as exc:
             # Checked above, so this is a value PostgreSQL refuses that we did not foresee:
             # still the client's input, and retrying cannot help.

@@ -3,7 +3,8 @@
 - ``POST /webhooks/{name}``: a third party's raw callback -> ``{"ids", "delivery_id"}``;
   401 bad signature (nothing stored), 400 bad body or transform error (the delivery is
   kept, no event), 404 unknown webhook, 413 too large, 415 content type.
-- ``GET /v1/webhooks``, ``/v1/webhooks/{name}``: owner, path, spec, last delivery/error.
+- ``GET /v1/webhooks``, ``/v1/webhooks/{name}``: owner, path, spec, last delivery/error,
+  the last refused deliveries (time, reason, client; never their payload).
 - ``GET /v1/webhooks/{name}/deliveries?limit=&cursor=&status=``: newest first.
 - ``GET /v1/webhooks/{name}/deliveries/{id}``: one delivery.
 - ``POST /v1/webhooks/{name}/deliveries/{id}/rerun``: re-run through the current transform.
@@ -56,6 +57,7 @@ ALWAYS_REDACTED = {
     "x-hub-signature-256", "stripe-signature",
 }  # fmt: skip
 REDACTED = "[redacted]"
+RECENT_REJECTIONS = 20  # refused deliveries listed in a webhook's status
 
 
 class WebhookSettings(BaseSettings):
@@ -134,6 +136,13 @@ class Webhooks:
         with contextlib.suppress(Exception):
             await registry.put_status(self.gateway.js, name, status)
 
+    def _rejected(self, name: str, reason: str, message: str, client: str) -> list[Any]:
+        """The last few refused deliveries, newest first: they are not stored as deliveries
+        (nothing of an unverified payload is kept), so this is how people see them."""
+        kept = self._status.get(name, {}).get("recentRejections", [])
+        seen = {"time": _now(), "reason": reason, "message": message, "client": client}
+        return [seen, *kept][:RECENT_REJECTIONS]
+
     def _reject(self, name: str, reason: str, status: int, message: str) -> JSONResponse:
         metrics.WEBHOOK_REJECTED.labels(name, reason).inc()
         return _error(status, message)
@@ -172,7 +181,10 @@ class Webhooks:
             # Nothing of the payload is stored or logged: only who, why and a counter.
             client = request.client.host if request.client else "?"
             log.warning("webhook %s: rejected a delivery from %s: %s", name, client, exc.reason)
-            await self._report(name, lastError=f"rejected: {exc}", lastErrorTime=_now())
+            await self._report(
+                name, lastError=f"rejected: {exc}", lastErrorTime=_now(),
+                recentRejections=self._rejected(name, exc.reason, str(exc), client),
+            )  # fmt: skip
             return self._reject(name, exc.reason, 401, f"webhook {name!r}: {exc}")
         except NotConfigured as exc:
             log.error("webhook %s: cannot verify deliveries: %s", name, exc)

@@ -1,5 +1,5 @@
 // The Ferryman console: a small Preact + htm app over the public REST API.
-// Pages: functions, a function, runs, a run (timeline), events. See docs/console.md.
+// Pages: functions, a function, runs, a run (timeline), events, webhooks. See docs/console.md.
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { getToken, onAuth, setToken } from "./js/api.js";
@@ -9,6 +9,7 @@ import { href, navigate, useRoute } from "./js/router.js";
 import { RunPage } from "./js/run.js";
 import { RunsPage } from "./js/runs.js";
 import { Toasts, html } from "./js/ui.js";
+import { WebhookPage, WebhooksPage } from "./js/webhooks.js";
 
 function TokenDialog({ state, onDone }) {
   const input = useRef(null);
@@ -40,6 +41,8 @@ function Page({ route }) {
   if (path === "/runs") return html`<${RunsPage} params=${params} />`;
   if ((m = path.match(/^\/runs\/(.+)$/))) return html`<${RunPage} key=${m[1]} id=${decodeURIComponent(m[1])} />`;
   if (path === "/events") return html`<${EventsPage} params=${params} />`;
+  if (path === "/webhooks") return html`<${WebhooksPage} />`;
+  if ((m = path.match(/^\/webhooks\/(.+)$/))) return html`<${WebhookPage} key=${m[1]} name=${decodeURIComponent(m[1])} />`;
   return html`<section><h1>Not found</h1><p>No page <code>${path}</code>. <a href="#/">Functions</a></p></section>`;
 }
 
@@ -48,14 +51,17 @@ function App() {
   const [auth, setAuth] = useState({ needed: false });
   const [theme, setTheme] = useState(document.documentElement.dataset.theme || "light");
   const [, force] = useState(0);
+  // Each sign-in remounts the page, so it asks the API again at once with the new token
+  // (rather than at its next poll, up to 5 s later).
+  const [signIns, setSignIns] = useState(0);
   useEffect(() => onAuth(setAuth), []);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("ferryman.theme", theme);
   }, [theme]);
   useEffect(() => {
-    // Single-key shortcuts when not typing: f functions, r runs, e events, t theme.
-    const keys = { f: "/", r: "/runs", e: "/events" };
+    // Single-key shortcuts when not typing: f functions, r runs, e events, w webhooks, t theme.
+    const keys = { f: "/", r: "/runs", e: "/events", w: "/webhooks" };
     const handler = (e) => {
       const tag = (e.target.tagName || "").toLowerCase();
       if (e.ctrlKey || e.metaKey || e.altKey || ["input", "textarea", "select"].includes(tag)) return;
@@ -72,15 +78,15 @@ function App() {
   return html`<div class="shell">
     <header class="top">
       <a class="brand" href="#/">Ferryman</a>
-      <nav>${link("functions", "/", "Functions")}${link("runs", "/runs", "Runs")}${link("events", "/events", "Events")}</nav>
+      <nav>${link("functions", "/", "Functions")}${link("runs", "/runs", "Runs")}${link("events", "/events", "Events")}${link("webhooks", "/webhooks", "Webhooks")}</nav>
       <span class="spacer"></span>
       ${getToken() ? html`<button type="button" class="link" onClick=${() => { setToken(""); force((n) => n + 1); }}>Sign out</button>` : null}
       <button type="button" class="link" data-testid="theme" aria-label="Switch theme"
         onClick=${() => setTheme(theme === "dark" ? "light" : "dark")}>${theme === "dark" ? "☀ Light" : "☾ Dark"}</button>
     </header>
-    <main><${Page} route=${route} /></main>
-    <footer class="muted small">Keys: <kbd>f</kbd> functions · <kbd>r</kbd> runs · <kbd>e</kbd> events · <kbd>t</kbd> theme · the console reads the REST API under <a href="/v1/runs">/v1</a></footer>
-    ${auth.needed ? html`<${TokenDialog} state=${auth} onDone=${() => setAuth({ needed: false })} />` : null}
+    <main><${Page} key=${signIns} route=${route} /></main>
+    <footer class="muted small">Keys: <kbd>f</kbd> functions · <kbd>r</kbd> runs · <kbd>e</kbd> events · <kbd>w</kbd> webhooks · <kbd>t</kbd> theme · the console reads the REST API under <a href="/v1/runs">/v1</a></footer>
+    ${auth.needed ? html`<${TokenDialog} state=${auth} onDone=${() => { setAuth({ needed: false }); setSignIns((n) => n + 1); }} />` : null}
     <${Toasts} />
   </div>`;
 }

@@ -77,7 +77,7 @@ function EventRuns({ id }) {
       <a href=${href(`/runs/${r.run_id}`)} data-testid="event-run"><code>${r.run_id}</code></a>
       ${r.function_id} <${Status} status=${r.status} />${r.reason ? html` <span class="muted small">${r.reason}</span>` : null}</div>`)
       : html`<p class="muted">Started no run${skipped.length ? "" : " (no function is triggered by it, or its trigger's if filtered it out)"}.</p>`}
-    ${skipped.map((s) => html`<div class="event-run" data-testid="skipped">${s.function_id}: <span class="tag">skipped: ${s.skipped}</span>
+    ${skipped.map((s) => html`<div class="event-run" data-testid="skipped">${s.function_id}: <span class="tag">skipped by ${s.skipped}</span>
       ${s.run_id ? html` <a href=${href(`/runs/${s.run_id}`)}><code>${s.run_id}</code></a>` : null}</div>`)}
   </div>`;
 }
@@ -101,13 +101,14 @@ export function EventsPage({ params }) {
     <${ErrorBox} error=${error} />
     ${events && !events.length ? html`<p class="empty">No event received yet.</p>` : null}
     ${events && events.length ? html`<div class="table-wrap"><table class="grid" data-testid="events">
-      <thead><tr><th>Received</th><th>Name</th><th>Id</th><th>Runs started</th></tr></thead>
+      <thead><tr><th>Received</th><th>Name</th><th>Id</th><th>Runs started (or skipped by)</th></tr></thead>
       <tbody>${events.map((e) => html`<tr key=${e.id} data-testid="event-row" class=${e.id === open ? "selected" : ""}>
         <td><${Time} iso=${e.received_at} /></td>
         <td><code>${e.name}</code></td>
         <td><a href=${href("/events", { ...params, id: e.id })}><code class="small">${e.id}</code></a></td>
         <td>${(e.runs || []).map((r) => html`<a class="run-chip" href=${href(`/runs/${r.run_id}`)} title=${r.function_id}><${Status} status=${r.status} /></a>`)}
-          ${(e.runs || []).length ? null : html`<span class="muted">–</span>`}</td>
+          ${(e.skipped || []).map((k) => html`<span class="tag" data-testid="skipped-chip" title=${`${k.function_id} skipped it`}>${k.function_id}: skipped by ${k.skipped}</span>`)}
+          ${(e.runs || []).length || (e.skipped || []).length ? null : html`<span class="muted">–</span>`}</td>
       </tr>`)}</tbody></table></div>` : null}
   </section>`;
 }

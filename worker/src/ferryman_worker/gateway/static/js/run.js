@@ -105,6 +105,7 @@ export function RunPage({ id }) {
       ${run.attempt ? html`<dt>Function attempt</dt><dd>${run.attempt + 1}</dd>` : null}
       ${run.replay_of ? html`<dt>Replay of</dt><dd><a data-testid="replay-of" href=${href(`/runs/${run.replay_of}`)}><code>${run.replay_of}</code></a></dd>` : null}
       ${run.replays && run.replays.length ? html`<dt>Replayed as</dt><dd>${run.replays.map((r) => html`<a data-testid="replayed-as" href=${href(`/runs/${r}`)}><code>${r}</code></a> `)}</dd>` : null}
+      ${run.held_reason && run.status !== "QUEUED" ? html`<dt>Waited for</dt><dd data-testid="held-reason">${`flow control: ${run.held_reason} (queued ${duration(ms(run.created_at, run.started_at))})`}</dd>` : null}
       ${run.parent ? html`<dt>Invoked by</dt><dd><a data-testid="parent-run" href=${href(`/runs/${run.parent.run_id}`)}><code>${run.parent.run_id}</code></a> at step <code>${run.parent.step_id}</code></dd>` : null}
     </dl>
     ${run.reason ? html`<div class="notice" data-testid="reason">Held by flow control: ${run.reason}</div>` : null}

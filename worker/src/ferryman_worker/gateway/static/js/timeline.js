@@ -1,7 +1,7 @@
 // A run's timeline: one bar per step on a shared time axis. A retried step shows each
 // attempt as its own segment with the backoff between them; sleeps and waits run to
-// their wake time or resolution (dashed while pending). Rows are buttons: Enter opens
-// the step's details.
+// their wake time or resolution (dashed while pending); time spent queued is a row of its
+// own, with flow control's reason. Rows are buttons: Enter opens the step's details.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { duration, html, ms } from "./ui.js";
 
@@ -122,13 +122,16 @@ export function Timeline({ run, selected, onSelect }) {
   const range = axis(run, rows, now);
   const total = range.t1 - range.t0;
   const queuedTo = t(run.started_at) || (run.status === "QUEUED" ? now : null);
+  // Why flow control held it: now (reason, while QUEUED) or before it started (held_reason).
+  const why = run.reason || run.held_reason;
   return html`<div class="timeline" data-testid="timeline" data-steps=${rows.length}>
     <div class="tl-axis"><span class="tl-label"></span><span class="tl-track">
       ${[0, 0.25, 0.5, 0.75, 1].map((f) => html`<span class="tick" style=${`left:${f * 100}%`}>${duration(total * f)}</span>`)}
     </span><span class="tl-dur"></span></div>
     ${queuedTo && queuedTo - t(run.created_at) > 0 ? html`<div class="tl-row queued" data-testid="queued-row">
-      <span class="tl-label">queued${run.reason ? html` <span class="muted small">(${run.reason})</span>` : null}</span>
-      <span class="tl-track"><${Bar} from=${t(run.created_at)} to=${queuedTo} range=${range} cls="queued" title="waiting to start" /></span>
+      <span class="tl-label">queued${why ? html`<span class="muted small" data-testid="queued-reason"> — ${why}</span>` : null}</span>
+      <span class="tl-track"><${Bar} from=${t(run.created_at)} to=${queuedTo} range=${range} cls="queued"
+        title=${why ? `held by flow control: ${why}` : "waiting to start"} /></span>
       <span class="tl-dur">${duration(queuedTo - t(run.created_at))}</span></div>` : null}
     <div ref=${box} class=${all ? "" : "tl-window"}>
     ${all ? null : html`<div style=${`height:${first * ROW}px`}></div>`}
