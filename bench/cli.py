@@ -329,7 +329,7 @@ def machine(pg_url: str) -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "postgresql": pg_version,
-        "postgresql_settings": "embedded (ferryman_worker.embedded.PostgresServer): "
+        "postgresql_settings": "embedded (ferryman_worker.dev.embedded.PostgresServer): "
         "fsync=on, synchronous_commit=on, shared_buffers=256MB, "
         "max_connections=300",
         "nats_server": nats_version,
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print("error: --profile needs py-spy: `uv pip install py-spy`", file=sys.stderr)
         return 2
-    from ferryman_worker.embedded import NatsServer, PostgresServer
+    from ferryman_worker.dev.embedded import NatsServer, PostgresServer
 
     params = sizes(args)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ferryman-bench-"))

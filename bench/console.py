@@ -34,9 +34,9 @@ import httpx
 import psycopg
 
 from bench.common import summary
-from ferryman_worker import queries
-from ferryman_worker.embedded import NatsServer, PostgresServer
-from ferryman_worker.migrating import migrate
+from ferryman_worker.dev.embedded import NatsServer, PostgresServer
+from ferryman_worker.storage import queries
+from ferryman_worker.storage.migrating import migrate
 
 FUNCTIONS = 20
 STATUSES = (

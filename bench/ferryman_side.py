@@ -1,6 +1,6 @@
 """Ferryman's side of each scenario: a real in-process Worker with default settings.
 
-Events go in through :class:`ferryman_worker.events.EventBus` (the path the gateway and
+Events go in through :class:`ferryman_worker.storage.events.EventBus` (the path the gateway and
 ``step.send_event`` use) and, for scenario (c), also through a real gateway process
 (``POST /e/{key}``). Observation queries use their own connection, not the worker's pool.
 """
@@ -38,8 +38,8 @@ from bench.common import (
     summary,
     throttle_figures,
 )
-from ferryman_worker.embedded import free_port
-from ferryman_worker.settings import load_settings
+from ferryman_worker.common.settings import load_settings
+from ferryman_worker.dev.embedded import free_port
 from ferryman_worker.worker import Worker
 
 APP = "bench"
@@ -691,7 +691,7 @@ class Side:
         of 64 events nobody waits for, by name and by key, against the pending waits."""
         from datetime import UTC, datetime
 
-        from ferryman_worker.matching import _CANDIDATES
+        from ferryman_worker.execution.matching import _CANDIDATES
 
         out: dict[str, Any] = {}
         now = datetime.now(UTC)

@@ -1,7 +1,7 @@
 """Unrelated-event load for scenario (e), in its own process (like a gateway would be).
 
 Sends ``rate`` events per second for ``secs`` seconds through a real
-:class:`ferryman_worker.events.EventBus` (PostgreSQL insert, then JetStream publish), in
+:class:`ferryman_worker.storage.events.EventBus` (PostgreSQL insert, then JetStream publish), in
 batches of ``batch`` events per ``EventBus.send`` call, paced against the clock, with at
 most ``inflight`` sends in flight. Writes what it achieved as JSON::
 
@@ -28,7 +28,7 @@ import nats
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event
-from ferryman_worker.events import EventBus
+from ferryman_worker.storage.events import EventBus
 
 
 def _cpu() -> float:

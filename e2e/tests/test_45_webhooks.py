@@ -45,7 +45,7 @@ def webhook(transform: str = TRANSFORM, name: str = NAME) -> str:
 
 @pytest.fixture(scope="module")
 def gateway(cluster: Kube, operator: Operator, nats_url: str, state_dir: Path) -> Iterator[str]:
-    from ferryman_worker.embedded import PostgresServer
+    from ferryman_worker.dev.embedded import PostgresServer
 
     try:
         pg = PostgresServer(state_dir / "postgres-webhooks")

@@ -25,7 +25,7 @@ VIDEO = "video-processing-process-video"
 
 @pytest.fixture(scope="module")
 def database_url(state_dir: Path) -> Iterator[str]:
-    from ferryman_worker.embedded import PostgresServer
+    from ferryman_worker.dev.embedded import PostgresServer
 
     try:
         server = PostgresServer(state_dir / "postgres")

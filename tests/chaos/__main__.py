@@ -29,9 +29,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from examples import services
 from ferryman import Event
-from ferryman_worker.embedded import NatsServer, PostgresServer, die_with_parent
-from ferryman_worker.events import EventBus
-from ferryman_worker.migrating import migrate
+from ferryman_worker.dev.embedded import NatsServer, PostgresServer, die_with_parent
+from ferryman_worker.storage.events import EventBus
+from ferryman_worker.storage.migrating import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.apps.chaos_app"

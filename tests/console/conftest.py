@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ferryman_worker.embedded import NatsServer, PostgresServer
+from ferryman_worker.dev.embedded import NatsServer, PostgresServer
 from tests.conftest import TEMPLATE
 from tests.harness import new_database
 

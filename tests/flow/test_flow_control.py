@@ -8,7 +8,7 @@ import time
 import pytest
 
 from examples import services
-from ferryman_worker import queries
+from ferryman_worker.storage import queries
 from tests.apps import flow_app
 from tests.flow.ledger import intervals, max_overlap, starts
 from tests.harness import Stack, wait_for

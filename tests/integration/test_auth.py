@@ -18,9 +18,9 @@ import pytest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ferryman_worker import credentials
 from ferryman_worker.gateway import Gateway, create_app
 from ferryman_worker.gateway.auth import REFRESH_SECONDS, public
+from ferryman_worker.storage import credentials
 from tests.harness import Stack
 
 pytestmark = pytest.mark.integration

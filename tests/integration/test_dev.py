@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ferryman_worker.embedded import free_port
+from ferryman_worker.dev.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]  # starts dev several times
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ferryman_worker.embedded import free_port
+from ferryman_worker.dev.embedded import free_port
 from tests.integration.test_dev import Dev, alive, descendants, dev, leftovers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]  # starts dev several times

@@ -7,8 +7,8 @@ import asyncio
 import psycopg
 import pytest
 
-from ferryman_worker.embedded import PostgresServer
-from ferryman_worker.migrating import available, migrate
+from ferryman_worker.dev.embedded import PostgresServer
+from ferryman_worker.storage.migrating import available, migrate
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from ferryman_worker.retaining import purge
+from ferryman_worker.storage.retaining import purge
 from tests.apps import edges_app
 from tests.harness import Stack, wait_for
 
@@ -112,7 +112,7 @@ async def test_a_worker_purges_on_its_own_at_the_configured_age(stack: Stack) ->
 
 
 def test_retention_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ferryman_worker.settings import SettingsError, load_settings
+    from ferryman_worker.common.settings import SettingsError, load_settings
 
     monkeypatch.setenv("FERRYMAN_RETENTION_DAYS", "-1")
     with pytest.raises(SettingsError, match="FERRYMAN_RETENTION_DAYS"):

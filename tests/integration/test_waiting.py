@@ -207,7 +207,7 @@ async def test_cancel_while_a_step_executes_lets_it_finish_and_runs_nothing_afte
 
 
 async def test_bulk_cancel_by_function(stack: Stack) -> None:
-    from ferryman_worker.cancelling import cancel_runs
+    from ferryman_worker.storage.cancelling import cancel_runs
 
     await stack.start_worker(waiting_app.fm)
     jobs = [
@@ -282,7 +282,7 @@ async def test_a_trigger_if_filter_starts_only_matching_runs(stack: Stack) -> No
 
 
 async def test_replay_from_a_step_keeps_the_steps_before_it(stack: Stack) -> None:
-    from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
+    from ferryman_worker.storage.replaying import ReplayError, replay_run, replay_runs
 
     await stack.start_worker(waiting_app.fm)
     first = await stack.send("pipeline.run", {})

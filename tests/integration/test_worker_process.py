@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from ferryman_worker.embedded import free_port
+from ferryman_worker.dev.embedded import free_port
 from tests.harness import ROOT, Stack, wait_for
 
 pytestmark = pytest.mark.integration

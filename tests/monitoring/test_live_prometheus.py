@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ferryman_worker.embedded import free_port
+from ferryman_worker.dev.embedded import free_port
 from tests.monitoring.tools import DASHBOARD, ROOT, RULES, binary
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,8 @@ import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 import ferryman
-from ferryman_worker.embedded import free_port
-from ferryman_worker.tracing import root_ids
+from ferryman_worker.common.tracing import root_ids
+from ferryman_worker.dev.embedded import free_port
 from tests.monitoring.tools import ROOT, jaeger
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]  # a cold Jaeger build

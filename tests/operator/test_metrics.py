@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from ferryman_operator import metrics
-from ferryman_worker.embedded import free_port
+from ferryman_worker.dev.embedded import free_port
 
 
 def value(name: str, **labels: str) -> float:

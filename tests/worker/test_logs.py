@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ferryman_worker import logs
+from ferryman_worker.common import logs
 
 
 @pytest.fixture(autouse=True)

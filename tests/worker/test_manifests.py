@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from examples import await_payment, scheduled_jobs, video_processing
-from ferryman_worker.drift import compare
-from ferryman_worker.manifests import manifests
+from ferryman_worker.kube.drift import compare
+from ferryman_worker.kube.manifests import manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from ferryman_worker import metrics
-from ferryman_worker.devmetrics import merge, render
+from ferryman_worker.common import metrics
+from ferryman_worker.gateway.devmetrics import merge, render
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from ferryman_worker.settings import SettingsError, load_settings
-from ferryman_worker.slots import Slots
+from ferryman_worker.common.settings import SettingsError, load_settings
+from ferryman_worker.transport.slots import Slots
 
 
 async def test_one_function_holds_at_most_its_share_and_the_other_still_gets_slots() -> None:

@@ -32,22 +32,23 @@ from ferryman_jetstream import (
     reconcile_function,
 )
 from ferryman_jetstream import subjects as S
-from ferryman_worker import cron, jsonutil, metrics, natsconn, tracing
 from ferryman_worker.admission import Gate
-from ferryman_worker.consuming import pull_loop, settle
-from ferryman_worker.events import WAITS_ANNOUNCED, EventBus
-from ferryman_worker.executing import Advancer
-from ferryman_worker.ids import new_id
-from ferryman_worker.matching import Matcher
-from ferryman_worker.migrating import migrate
-from ferryman_worker.outages import CHECKPOINTS_DOWN, report_failure
-from ferryman_worker.repairing import repair_loop
-from ferryman_worker.retaining import retention_loop
-from ferryman_worker.runs import NewRun, RunStore
-from ferryman_worker.settings import Settings
-from ferryman_worker.slots import Slots
-from ferryman_worker.tracing import TRACEPARENT
-from ferryman_worker.triggering import cancel_waits, run_key
+from ferryman_worker.common import jsonutil, metrics, tracing
+from ferryman_worker.common.ids import new_id
+from ferryman_worker.common.outages import CHECKPOINTS_DOWN, report_failure
+from ferryman_worker.common.settings import Settings
+from ferryman_worker.common.tracing import TRACEPARENT
+from ferryman_worker.execution.executing import Advancer
+from ferryman_worker.execution.matching import Matcher
+from ferryman_worker.execution.repairing import repair_loop
+from ferryman_worker.storage.events import WAITS_ANNOUNCED, EventBus
+from ferryman_worker.storage.migrating import migrate
+from ferryman_worker.storage.retaining import retention_loop
+from ferryman_worker.storage.runs import NewRun, RunStore
+from ferryman_worker.storage.triggering import cancel_waits, run_key
+from ferryman_worker.transport import cron, natsconn
+from ferryman_worker.transport.consuming import pull_loop, settle
+from ferryman_worker.transport.slots import Slots
 from ferryman_worker.webhooks.declaring import declare_webhooks
 
 log = logging.getLogger("ferryman.worker")

@@ -10,7 +10,7 @@ from typing import Any
 from ferryman import Event
 from ferryman_worker.admission import concurrency, gathering, store, timeouts
 from ferryman_worker.admission.policy import FlowPolicy
-from ferryman_worker.checkpoints import PendingTimer
+from ferryman_worker.storage.checkpoints import PendingTimer
 
 GO = "go"  # leased to this worker: advance it
 HELD = "held"  # stays QUEUED (reason recorded); a wake-up or timer brings it back

@@ -15,10 +15,10 @@ from ferryman import Event
 from ferryman_worker.admission import gathering, priority, rate_limit, singleton, store, timeouts
 from ferryman_worker.admission import throttle as throttling
 from ferryman_worker.admission.policy import FlowPolicy
-from ferryman_worker.checkpoints import PendingTimer
-from ferryman_worker.ids import new_id
-from ferryman_worker.runs import NewRun, RunStore
-from ferryman_worker.triggering import cancel_waits, run_key
+from ferryman_worker.common.ids import new_id
+from ferryman_worker.storage.checkpoints import PendingTimer
+from ferryman_worker.storage.runs import NewRun, RunStore
+from ferryman_worker.storage.triggering import cancel_waits, run_key
 
 
 @dataclass

@@ -12,15 +12,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event, Function
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil, metrics, timers
 from ferryman_worker.admission import arriving, concurrency, store
 from ferryman_worker.admission import timeouts as deadlines
 from ferryman_worker.admission.admitting import GONE, Admitted, admit
 from ferryman_worker.admission.arriving import Arrival
 from ferryman_worker.admission.policy import FlowPolicy, policy_of
-from ferryman_worker.cancelling import cancel_runs
-from ferryman_worker.events import EventBus
-from ferryman_worker.runs import RunStore
+from ferryman_worker.common import jsonutil, metrics
+from ferryman_worker.storage.cancelling import cancel_runs
+from ferryman_worker.storage.events import EventBus
+from ferryman_worker.storage.runs import RunStore
+from ferryman_worker.transport import timers
 
 log = logging.getLogger("ferryman.admission")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ferryman_worker.checkpoints import PendingTimer
+from ferryman_worker.storage.checkpoints import PendingTimer
 
 #: The timer that wakes a run whose ``not_before`` has come (throttle, debounce, batch).
 #: Re-arming it moves the one JetStream schedule (same subject), as debounce needs.

@@ -9,7 +9,7 @@ from typing import Any
 
 from ferryman_worker.admission import store
 from ferryman_worker.admission.policy import FlowPolicy
-from ferryman_worker.checkpoints import PendingTimer
+from ferryman_worker.storage.checkpoints import PendingTimer
 
 
 async def start_deadline(

@@ -31,11 +31,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ferryman_jetstream import ensure_streams
-from ferryman_worker import metrics, natsconn, queries, tracing
-from ferryman_worker.cancelling import cancel_runs
-from ferryman_worker.devmetrics import DevMetrics
-from ferryman_worker.events import BadEvent, EventBus, EventLimits, parse_events
-from ferryman_worker.gateway import console, limits
+from ferryman_worker.common import limits, metrics, tracing
+from ferryman_worker.common.settings import Settings
+from ferryman_worker.gateway import console
 from ferryman_worker.gateway.auth import (
     EVENT_KEY,
     PUBLIC,
@@ -45,14 +43,18 @@ from ferryman_worker.gateway.auth import (
     needs,
     public,
 )
+from ferryman_worker.gateway.devmetrics import DevMetrics
 from ferryman_worker.gateway.engine_gauges import EngineGauges
 from ferryman_worker.gateway.functions_api import FunctionsApi
 from ferryman_worker.gateway.guard import Guard
 from ferryman_worker.gateway.openapi import openapi_json
 from ferryman_worker.gateway.runs_api import RunsApi
 from ferryman_worker.gateway.webhooks import webhook_routes
-from ferryman_worker.replaying import ReplayError, replay_run, replay_runs
-from ferryman_worker.settings import Settings
+from ferryman_worker.storage import queries
+from ferryman_worker.storage.cancelling import cancel_runs
+from ferryman_worker.storage.events import BadEvent, EventBus, EventLimits, parse_events
+from ferryman_worker.storage.replaying import ReplayError, replay_run, replay_runs
+from ferryman_worker.transport import natsconn
 
 log = logging.getLogger("ferryman.gateway")
 

@@ -36,9 +36,10 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ferryman_worker import credentials, metrics
+from ferryman_worker.common import metrics
+from ferryman_worker.common.settings import Settings
 from ferryman_worker.gateway.guard import answer
-from ferryman_worker.settings import Settings
+from ferryman_worker.storage import credentials
 
 log = logging.getLogger("ferryman.gateway")
 

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman_jetstream import subjects as S
-from ferryman_worker.logs import Outage
+from ferryman_worker.common.logs import Outage
 
 log = logging.getLogger("ferryman.gateway")
 

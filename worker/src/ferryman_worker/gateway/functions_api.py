@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ferryman_worker import catalog
+from ferryman_worker.storage import catalog
 
 if TYPE_CHECKING:
     from ferryman_worker.gateway.app import Gateway

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ferryman_worker import queries
+from ferryman_worker.storage import queries
 
 if TYPE_CHECKING:
     from ferryman_worker.gateway.app import Gateway

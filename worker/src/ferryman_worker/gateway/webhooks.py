@@ -31,11 +31,10 @@ from starlette.routing import Route
 from ferryman._durations import parse_duration
 from ferryman.webhooks import InvalidWebhookError, WebhookSpec, parse_webhook
 from ferryman_jetstream import webhooks as registry
-from ferryman_worker import metrics
-from ferryman_worker.gateway import limits
+from ferryman_worker.common import limits, metrics
+from ferryman_worker.common.ids import new_id
+from ferryman_worker.common.settings import SettingsError
 from ferryman_worker.gateway.auth import public
-from ferryman_worker.ids import new_id
-from ferryman_worker.settings import SettingsError
 from ferryman_worker.webhooks import deliveries as store
 from ferryman_worker.webhooks.transforming import (
     BadBody,

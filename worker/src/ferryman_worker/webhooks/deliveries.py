@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ferryman_worker import jsonutil
+from ferryman_worker.common import jsonutil
 
 ACCEPTED = "ACCEPTED"
 TRANSFORM_FAILED = "TRANSFORM_FAILED"

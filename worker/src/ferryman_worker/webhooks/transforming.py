@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl
 
 from ferryman import Event
 from ferryman.webhooks import WebhookSpec
-from ferryman_worker.events import BadEvent, EventLimits, parse_events
-from ferryman_worker.gateway.limits import BadRequest, check_json, load_json
+from ferryman_worker.common.limits import BadRequest, check_json, load_json
+from ferryman_worker.storage.events import BadEvent, EventLimits, parse_events
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

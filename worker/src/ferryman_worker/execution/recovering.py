@@ -30,8 +30,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event, Function
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil
-from ferryman_worker.events import RECEIVED_HEADER
+from ferryman_worker.common import jsonutil
+from ferryman_worker.storage.events import RECEIVED_HEADER
 
 log = logging.getLogger("ferryman.repair")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from ferryman_worker import metrics
+from ferryman_worker.common import metrics
 
 BATCH_MAX = 500
 
@@ -244,7 +244,7 @@ class Finishes(GroupCommit):
         return str(params["run"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        from ferryman_worker import jsonutil
+        from ferryman_worker.common import jsonutil
 
         events = [(p["run"], e) for p in batch for e in p["events"]]
         args = (

@@ -24,17 +24,18 @@ from ferryman._engine import Execution, Outcome
 from ferryman._runtime import StepRecord, set_sender
 from ferryman.errors import describe
 from ferryman_jetstream import subjects as S
-from ferryman_worker import ids, jsonutil, metrics, timers, tracing
 from ferryman_worker.admission import Gate
 from ferryman_worker.admission.admitting import GONE, HELD
 from ferryman_worker.admission.store import FINISH_DEADLINE, START_DEADLINE
-from ferryman_worker.batching import CompletedSteps, Releases
-from ferryman_worker.checkpoints import RunCheckpoints
-from ferryman_worker.events import EventBus, internal_event
-from ferryman_worker.logs import seconds
-from ferryman_worker.observing import ObservedSteps
-from ferryman_worker.outages import CHECKPOINTS_DOWN, store_system
-from ferryman_worker.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
+from ferryman_worker.common import ids, jsonutil, metrics, tracing
+from ferryman_worker.common.logs import seconds
+from ferryman_worker.common.outages import CHECKPOINTS_DOWN, store_system
+from ferryman_worker.execution.observing import ObservedSteps
+from ferryman_worker.storage.batching import CompletedSteps, Releases
+from ferryman_worker.storage.checkpoints import RunCheckpoints
+from ferryman_worker.storage.events import EventBus, internal_event
+from ferryman_worker.storage.runs import Lease, LeaseLost, RunCancelled, RunStore, StoreUnavailable
+from ferryman_worker.transport import timers
 
 log = logging.getLogger("ferryman.worker")
 

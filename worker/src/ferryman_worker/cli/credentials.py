@@ -18,8 +18,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from ferryman_worker import credentials
-from ferryman_worker.credentials import CredentialError, Kind
+from ferryman_worker.storage import credentials
+from ferryman_worker.storage.credentials import CredentialError, Kind
 
 
 def add_commands(sub: Any) -> None:
@@ -46,7 +46,7 @@ def add_commands(sub: Any) -> None:
 
 
 def _url(args: argparse.Namespace) -> str:
-    from ferryman_worker.settings import SettingsError, load_settings
+    from ferryman_worker.common.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(database_url=args.database_url)

@@ -185,7 +185,7 @@ def cmd_runs_replay(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from ferryman_worker.settings import SettingsError, load_settings
+    from ferryman_worker.common.settings import SettingsError, load_settings
 
     try:
         return load_settings(
@@ -200,9 +200,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ferryman_worker.drift import warn_on_drift
-    from ferryman_worker.loading import ModuleError, load_module
-    from ferryman_worker.settings import SettingsError
+    from ferryman_worker.common.loading import ModuleError, load_module
+    from ferryman_worker.common.settings import SettingsError
+    from ferryman_worker.kube.drift import warn_on_drift
     from ferryman_worker.worker import Worker
 
     settings = _settings(args)
@@ -215,7 +215,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        from ferryman_worker.metrics import WORKER
+        from ferryman_worker.common.metrics import WORKER
 
         start_http_server(settings.metrics_port, settings.metrics_host, registry=WORKER)
 
@@ -238,8 +238,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ferryman_worker.common.settings import SettingsError
     from ferryman_worker.gateway import Gateway, create_app
-    from ferryman_worker.settings import SettingsError
 
     settings = _settings(args)
     try:
@@ -255,7 +255,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from ferryman_worker.migrating import migrate
+    from ferryman_worker.storage.migrating import migrate
 
     settings = _settings(args)
     settings.require("database_url")
@@ -265,8 +265,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
-    from ferryman_worker.loading import ModuleError, load_module
-    from ferryman_worker.manifests import manifests, render
+    from ferryman_worker.common.loading import ModuleError, load_module
+    from ferryman_worker.kube.manifests import manifests, render
 
     try:
         module, apps = load_module(args.module)
@@ -277,15 +277,15 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from ferryman_worker.devserver import run_dev
-    from ferryman_worker.loading import ModuleError, load_apps
+    from ferryman_worker.common.loading import ModuleError, load_apps
+    from ferryman_worker.dev.server import run_dev
 
     try:
         load_apps(args.module)  # fail fast, before starting servers
     except ModuleError as exc:
         raise SystemExit(f"error: {exc}") from None
-    from ferryman_worker.devlock import DataFolderBusy
-    from ferryman_worker.devserver import DevError
+    from ferryman_worker.dev.lock import DataFolderBusy
+    from ferryman_worker.dev.server import DevError
 
     try:
         return asyncio.run(run_dev(args.module, args.port, Path(args.data_dir), not args.no_reload))
@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--before", help="created before (ISO 8601)")
         cmd.add_argument("--url", help="gateway URL (FERRYMAN_API_URL)")
         cmd.set_defaults(func=func)
-    from ferryman_worker.credentials_cli import add_commands as add_credential_commands
+    from ferryman_worker.cli.credentials import add_commands as add_credential_commands
 
     add_credential_commands(sub)
     return parser
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere: `ferryman dev --debug -m app` too
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
-    from ferryman_worker import logs
+    from ferryman_worker.common import logs
 
     try:
         logs.configure(
@@ -430,7 +430,3 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

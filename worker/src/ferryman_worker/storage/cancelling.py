@@ -13,9 +13,9 @@ from datetime import datetime
 from prometheus_client import Counter, Histogram
 from psycopg_pool import AsyncConnectionPool
 
-from ferryman_worker import jsonutil, metrics
-from ferryman_worker.events import EventBus, internal_event
-from ferryman_worker.queries import run_filter
+from ferryman_worker.common import jsonutil, metrics
+from ferryman_worker.storage.events import EventBus, internal_event
+from ferryman_worker.storage.queries import run_filter
 
 CANCELLED_EVENT = "ferryman/function.cancelled"
 

@@ -15,8 +15,8 @@ import nats.errors
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from ferryman_worker import metrics
-from ferryman_worker.logs import Outage
+from ferryman_worker.common import metrics
+from ferryman_worker.common.logs import Outage
 
 log = logging.getLogger("ferryman.worker")
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from ferryman import Event
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
-from ferryman_worker import metrics
-from ferryman_worker.checkpoints import RunCheckpoints
-from ferryman_worker.logs import seconds
-from ferryman_worker.tracing import RunTrace
+from ferryman_worker.common import metrics
+from ferryman_worker.common.logs import seconds
+from ferryman_worker.common.tracing import RunTrace
+from ferryman_worker.storage.checkpoints import RunCheckpoints
 
 log = logging.getLogger("ferryman.runs")
 

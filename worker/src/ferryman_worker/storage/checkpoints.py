@@ -24,17 +24,17 @@ from pydantic import TypeAdapter
 from ferryman import Event
 from ferryman._config import Cancel
 from ferryman._runtime import NewStep, StepRecord, WaitResult, WaitSpec
-from ferryman_worker import jsonutil, tracing
-from ferryman_worker.batching import CompletedSteps, Releases
-from ferryman_worker.ids import new_id
-from ferryman_worker.runs import (
+from ferryman_worker.common import jsonutil, tracing
+from ferryman_worker.common.ids import new_id
+from ferryman_worker.storage.batching import CompletedSteps, Releases
+from ferryman_worker.storage.runs import (
     LeaseLost,
     NewRun,
     RunCancelled,
     StoreUnavailable,
     insert_cancel_waits,
 )
-from ferryman_worker.triggering import cancel_waits_of, key_of
+from ferryman_worker.storage.triggering import cancel_waits_of, key_of
 
 INVOKED_EVENT = "ferryman/function.invoked"
 FINISHED_EVENT = "ferryman/function.finished"

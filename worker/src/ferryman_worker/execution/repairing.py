@@ -9,7 +9,7 @@ armed while NATS was down was never armed at all. Every interval, each worker:
 - finds runs that should be moving (queued or running, no lease, no pending timer) but
   have not changed for a while, and sends them a work job;
 - finds stored events that started no run of a function they trigger, and sends them
-  through its trigger path (:mod:`ferryman_worker.recovering`).
+  through its trigger path (:mod:`ferryman_worker.execution.recovering`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Function
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil, metrics, recovering
-from ferryman_worker.matching import Matcher
-from ferryman_worker.runs import RunStore
-from ferryman_worker.timers import overdue
+from ferryman_worker.common import jsonutil, metrics
+from ferryman_worker.execution import recovering
+from ferryman_worker.execution.matching import Matcher
+from ferryman_worker.storage.runs import RunStore
+from ferryman_worker.transport.timers import overdue
 
 log = logging.getLogger("ferryman.repair")
 

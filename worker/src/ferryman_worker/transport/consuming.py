@@ -17,9 +17,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from ferryman_worker import metrics
-from ferryman_worker.logs import Outage
-from ferryman_worker.slots import Slots
+from ferryman_worker.common import metrics
+from ferryman_worker.common.logs import Outage
+from ferryman_worker.transport.slots import Slots
 
 log = logging.getLogger("ferryman.consuming")
 

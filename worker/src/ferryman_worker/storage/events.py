@@ -19,9 +19,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event
 from ferryman_jetstream import InvalidEventName, event_subject, validate_event_name
-from ferryman_worker import jsonutil, tracing
-from ferryman_worker.batching import GroupCommit
-from ferryman_worker.ids import new_id
+from ferryman_worker.common import jsonutil, tracing
+from ferryman_worker.common.ids import new_id
+from ferryman_worker.storage.batching import GroupCommit
 
 MAX_EVENTS_PER_REQUEST = 5000
 # When PostgreSQL received the event: a wait counts only events that arrived after it began.

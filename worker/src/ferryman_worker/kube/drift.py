@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ferryman import Ferryman
-from ferryman_worker.manifests import code_name, function_spec
+from ferryman_worker.kube.manifests import code_name, function_spec
 
 log = logging.getLogger("ferryman.drift")
 

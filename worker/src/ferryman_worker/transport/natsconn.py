@@ -3,7 +3,7 @@
 nats-py retries a lost server every half second and, left to its defaults, logs each
 refused connection with a traceback; ``logs.py`` silences its logger instead. What a
 person needs is the outage itself: one line when the connection drops, one when it is
-back with how long it lasted (:class:`~ferryman_worker.logs.Outage`, as for PostgreSQL).
+back with how long it lasted (:class:`~ferryman_worker.common.logs.Outage`, as for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import nats
 from nats.aio.client import Client
 
-from ferryman_worker.logs import Outage
+from ferryman_worker.common.logs import Outage
 
 # Errors nats-py reports while a connection dies or a reconnect is refused.
 _CONNECTION_ERRORS = (

@@ -34,11 +34,11 @@ from psycopg_pool import AsyncConnectionPool
 from ferryman._events import value_at
 from ferryman._expressions import Expression
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil, metrics
-from ferryman_worker.cancelling import cancel_runs
-from ferryman_worker.consuming import settle
-from ferryman_worker.events import RECEIVED_HEADER, EventBus
-from ferryman_worker.outages import report_failure
+from ferryman_worker.common import jsonutil, metrics
+from ferryman_worker.common.outages import report_failure
+from ferryman_worker.storage.cancelling import cancel_runs
+from ferryman_worker.storage.events import RECEIVED_HEADER, EventBus
+from ferryman_worker.transport.consuming import settle
 
 log = logging.getLogger("ferryman.matcher")
 

@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ferryman import Event
 from ferryman._runtime import StepRecord
-from ferryman_worker import jsonutil
+from ferryman_worker.common import jsonutil
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 KEY_TTL = "24 hours"
@@ -55,7 +55,7 @@ class StoreUnavailable(BaseException):
 
 class RunStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
-        from ferryman_worker.batching import Finishes, Leases
+        from ferryman_worker.storage.batching import Finishes, Leases
 
         self.pool = pool
         # Resumes and endings go through group commits: one statement for many runs.

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import uvicorn
 
-from ferryman_worker.devlock import DevLock
-from ferryman_worker.embedded import NatsServer, PostgresServer, die_with_parent, free_port
+from ferryman_worker.common.settings import load_settings
+from ferryman_worker.dev.embedded import NatsServer, PostgresServer, die_with_parent, free_port
+from ferryman_worker.dev.lock import DevLock
+from ferryman_worker.dev.supervising import Supervisor
 from ferryman_worker.gateway import Gateway, create_app
-from ferryman_worker.migrating import migrate
-from ferryman_worker.settings import load_settings
-from ferryman_worker.supervising import Supervisor
+from ferryman_worker.storage.migrating import migrate
 
 
 class DevError(RuntimeError):

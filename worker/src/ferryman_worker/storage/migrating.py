@@ -19,7 +19,7 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 def available() -> list[tuple[int, str, str]]:
     """All migrations shipped with this version: ``(version, name, sql)``, in order."""
     found = []
-    for entry in resources.files("ferryman_worker.migrations").iterdir():
+    for entry in resources.files("ferryman_worker.storage.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text()))

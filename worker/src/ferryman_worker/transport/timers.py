@@ -14,8 +14,8 @@ from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman_jetstream import publish_at
-from ferryman_worker import jsonutil
-from ferryman_worker.checkpoints import PendingTimer
+from ferryman_worker.common import jsonutil
+from ferryman_worker.storage.checkpoints import PendingTimer
 
 log = logging.getLogger("ferryman.timers")
 

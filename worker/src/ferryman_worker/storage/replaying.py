@@ -13,9 +13,9 @@ from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
 from ferryman_jetstream import subjects as S
-from ferryman_worker import jsonutil, metrics
-from ferryman_worker.ids import new_id
-from ferryman_worker.queries import run_filter
+from ferryman_worker.common import jsonutil, metrics
+from ferryman_worker.common.ids import new_id
+from ferryman_worker.storage.queries import run_filter
 
 REPLAYABLE = ("FAILED", "CANCELLED")
 

@@ -1,0 +1,7 @@
+"""``python -m ferryman_worker.cli``."""
+
+import sys
+
+from ferryman_worker.cli import main
+
+sys.exit(main())

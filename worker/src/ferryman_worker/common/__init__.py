@@ -1,0 +1,1 @@
+"""Foundations every layer uses: ids, JSON, settings, logs, metrics, input limits."""

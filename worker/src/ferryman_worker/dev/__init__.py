@@ -1,0 +1,1 @@
+"""``ferryman dev``: embedded PostgreSQL and NATS, the supervisor, the lock."""

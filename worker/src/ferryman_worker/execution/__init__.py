@@ -1,0 +1,1 @@
+"""The replay engine and what keeps runs moving: matcher, repair sweeps."""

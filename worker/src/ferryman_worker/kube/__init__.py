@@ -1,0 +1,1 @@
+"""Kubernetes-facing: function manifests and the worker's drift check."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: one module per table or concern, the schema migrations with them."""

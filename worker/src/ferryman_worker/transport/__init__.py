@@ -1,0 +1,1 @@
+"""JetStream: timers, pull loops over durable consumers, execution slots."""
