@@ -121,8 +121,10 @@ def service_account_kubeconfig(cluster: Kube, account: str, path: Path) -> Path:
 
 
 class Operator:
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path, liveness: int) -> None:
-        self.proc, self.log, self.liveness_port = proc, log, liveness
+    def __init__(
+        self, proc: subprocess.Popen[bytes], log: Path, liveness: int, metrics: int
+    ) -> None:
+        self.proc, self.log, self.liveness_port, self.metrics_port = proc, log, liveness, metrics
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -141,7 +143,7 @@ def operator_kube(cluster: Kube, release: str, state_dir: Path) -> Kube:
 def operator(operator_kube: Kube, nats_url: str, state_dir: Path) -> Iterator[Operator]:
     """`python -m ferryman_operator` with the chart's operator ServiceAccount and its settings."""
     log = state_dir / "operator.log"
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
         "KUBECONFIG": str(operator_kube.kubeconfig),
@@ -152,7 +154,7 @@ def operator(operator_kube: Kube, nats_url: str, state_dir: Path) -> Iterator[Op
         "FERRYMAN_SCALE_INTERVAL": "1",
         "FERRYMAN_LIVENESS_HOST": "127.0.0.1",
         "FERRYMAN_METRICS_HOST": "127.0.0.1",
-        "FERRYMAN_METRICS_PORT": str(free_port()),
+        "FERRYMAN_METRICS_PORT": str(metrics_port),
         "FERRYMAN_LIVENESS_PORT": str(port),
         "FERRYMAN_WORKER_SERVICE_ACCOUNT": f"{FULLNAME}-worker",
         "FERRYMAN_WORKER_ENV_SECRET": "ferryman-database",
@@ -166,7 +168,7 @@ def operator(operator_kube: Kube, nats_url: str, state_dir: Path) -> Iterator[Op
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-    op = Operator(proc, log, port)
+    op = Operator(proc, log, port, metrics_port)
 
     def healthy() -> bool:
         assert proc.poll() is None, f"operator exited:\n{op.log_text()[-3000:]}"

@@ -60,3 +60,15 @@ async def slowpoke(ctx: ferryman.Context) -> str:
         return "done"
 
     return await ctx.step.run("work", work)
+
+
+@fm.function(
+    id="limited",
+    trigger=ferryman.on_event("watch.limited"),
+    concurrency=[ferryman.Concurrency(limit=1)],
+    rate_limit=ferryman.RateLimit(limit=3, period="1h"),
+)
+async def limited(ctx: ferryman.Context) -> str:
+    """One at a time, three an hour: the fourth event is skipped, the others queue."""
+    await ctx.step.run("work", asyncio.sleep, 1.5)
+    return "done"
