@@ -226,10 +226,7 @@ def test_every_panel_returns_data_and_every_alert_fires_when_it_should(stack: An
     dev, port, prom, _ = stack
     start = time.time()
 
-    # -- healthy: retries that succeed, sleeps, waits resolved and expired, a cancel, and
-    # flow control: one at a time (the others held), three an hour (the fourth skipped)
-    for _ in range(4):
-        send(port, "watch.limited", {})
+    # -- healthy: retries that succeed, sleeps, waits resolved and expired, a cancel
     for _ in range(3):
         send(port, "watch.flaky", {"fail": 2, "sleep": 1})
     order = send(port, "watch.order", {"order": "A-1", "timeout": 600})
@@ -259,6 +256,12 @@ def test_every_panel_returns_data_and_every_alert_fires_when_it_should(stack: An
         send(port, "watch.doomed", {})
     failing = prom.wait_firing("FerrymanRunsFailing")
     assert {a["function"] for a in failing} == {"watch-doomed"}, failing
+
+    # -- flow control, once Prometheus has scraped for a while: one at a time (the others
+    # held and waiting 1.5 s, then 3 s), three an hour (the fourth skipped)
+    for _ in range(4):
+        send(port, "watch.limited", {})
+    time.sleep(5)
 
     # -- the worker stalls (SIGSTOP): work piles up, timers and the matcher fall behind
     send(port, "watch.flaky", {"fail": 0, "sleep": 2})  # its sleep will be due while stopped

@@ -114,6 +114,9 @@ class Worker:
         )
         self.gate = Gate(self.pool, self.js, self.bus, self.functions, self.owner, s.lease_seconds)
         self.advancer.gate = self.gate
+        for function_id in self.functions:
+            if self.gate.gates(function_id):  # at 0 from the start, as metrics.hosting does
+                metrics.FLOW_WAIT_SECONDS.labels(function_id)
         self.arrivals = asyncio.Semaphore(8)  # admission transactions at once, per worker
         declared = await self._register()
         if s.manage_topology:

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from ferryman_worker.common import metrics
+from ferryman_worker.common import jsonutil, metrics
 
 BATCH_MAX = 500
 
@@ -24,9 +24,9 @@ INSERT INTO steps (run_id, step_id, name, position, op, status, output, attempts
                    ended_at, started_at, attempt_started_at)
 SELECT v.run, v.step, v.name, v.pos, v.op, 'COMPLETED', v.output::jsonb, v.attempts,
        v.parallel, now(), v.started, v.started
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[],
-            %s::bool[], %s::bigint[], %s::timestamptz[])
-     AS v(run, step, name, pos, op, output, attempts, parallel, token, started)
+FROM jsonb_to_recordset(%s::jsonb)
+     AS v(run text, step text, name text, pos int, op text, output text, attempts int,
+          parallel bool, token bigint, started timestamptz)
 WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = v.run AND r.lease_token = v.token)
 ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'COMPLETED', output = EXCLUDED.output,
     error = NULL, attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at,
@@ -37,18 +37,18 @@ RETURNING run_id, step_id, (SELECT status FROM runs WHERE id = steps.run_id)
 
 _RELEASE = """
 WITH v AS (
-    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::int[], %s::jsonb[])
-        AS v(run, token, status, attempt, error)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb)
+        AS v(run text, token bigint, status text, attempt int, error text)
 ), r AS (
     UPDATE runs SET status = v.status, lease_owner = NULL, lease_expires = NULL,
-        attempt = coalesce(v.attempt, runs.attempt), error = coalesce(v.error, runs.error),
+        attempt = coalesce(v.attempt, runs.attempt), error = coalesce(v.error::jsonb, runs.error),
         updated_at = now()
     FROM v WHERE runs.id = v.run AND runs.lease_token = v.token
       AND runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
     RETURNING runs.id, runs.function_id
 ), sl AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::bool[],
-                         %s::timestamptz[]) AS sl(run, step, name, pos, par, wake)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb)
+        AS sl(run text, step text, name text, pos int, par bool, wake timestamptz)
 ), s AS (
     INSERT INTO steps (run_id, step_id, name, position, op, status, attempts, parallel, wake_at)
     SELECT sl.run, sl.step, sl.name, sl.pos, 'sleep', 'SLEEPING', 1, sl.par, sl.wake
@@ -63,6 +63,28 @@ SELECT id FROM r
 """
 
 Key = tuple[str, str]
+
+
+_WRITE_COLUMNS = (
+    "run",
+    "step",
+    "name",
+    "pos",
+    "op",
+    "output",
+    "attempts",
+    "parallel",
+    "token",
+    "started",
+)
+
+
+def recordset(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """``rows`` as one JSON array for ``jsonb_to_recordset(%s::jsonb)``: psycopg dumps an
+    array parameter element by element in Python (~10 µs a row for ten columns, the
+    largest share of a group commit's client CPU), one JSON text in ~1.5 µs. Values that
+    are JSON already (outputs, errors) travel as strings and are cast in SQL."""
+    return jsonutil.dumps([{c: row[c] for c in columns} for row in rows])
 
 
 class GroupCommit:
@@ -128,13 +150,9 @@ class CompletedSteps(GroupCommit):
         return (params["run"], params["step"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        columns = (
-            "run", "step", "name", "pos", "op", "output", "attempts", "parallel", "token",
-            "started",
-        )  # fmt: skip
-        arrays = [[p[c] for p in batch] for c in columns]
+        rows = recordset(batch, _WRITE_COLUMNS)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_WRITE, arrays)
+            cur = await conn.execute(_WRITE, [rows])
             return {(r[0], r[1]): r[2] for r in await cur.fetchall()}
 
 
@@ -148,15 +166,11 @@ class Releases(GroupCommit):
         return str(params["run"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        sleeps = [(p["run"], step) for p in batch for step in p["sleeps"]]
+        sleeps = [{**s, "run": p["run"]} for p in batch for s in p["sleeps"]]
         args = (
-            [p["run"] for p in batch], [p["token"] for p in batch],
-            [p["status"] for p in batch], [p["attempt"] for p in batch],
-            [p["error"] for p in batch],
-            [run for run, _ in sleeps], [s["step"] for _, s in sleeps],
-            [s["name"] for _, s in sleeps], [s["pos"] for _, s in sleeps],
-            [s["par"] for _, s in sleeps], [s["wake"] for _, s in sleeps],
-        )  # fmt: skip
+            recordset(batch, ("run", "token", "status", "attempt", "error")),
+            recordset(sleeps, ("run", "step", "name", "pos", "par", "wake")),
+        )
         async with self.pool.connection() as conn:
             cur = await conn.execute(_RELEASE, args)
             return {row[0]: True for row in await cur.fetchall()}
@@ -164,8 +178,7 @@ class Releases(GroupCommit):
 
 _LEASE_AND_LOAD = """
 WITH v AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
-        AS v(run, timer, owner, secs)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(run text, timer text, owner text, secs float8)
 ), fired AS (
     UPDATE timers t SET fired_at = now() FROM v
     WHERE t.run_id = v.run AND t.timer_id = v.timer AND t.fired_at IS NULL
@@ -208,7 +221,7 @@ class Leases(GroupCommit):
         return str(params["run"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        args = tuple([p[c] for p in batch] for c in ("run", "timer", "owner", "secs"))
+        args = [recordset(batch, ("run", "timer", "owner", "secs"))]
         async with self.pool.connection() as conn:
             cur = await conn.execute(_LEASE_AND_LOAD, args)
             return {row[0]: row for row in await cur.fetchall()}
@@ -216,17 +229,18 @@ class Leases(GroupCommit):
 
 _FINISH = """
 WITH v AS (
-    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::jsonb[], %s::jsonb[])
-        AS v(run, token, status, output, error)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb)
+        AS v(run text, token bigint, status text, output text, error text)
 ), ended AS (
-    UPDATE runs SET status = v.status, output = v.output, error = v.error, ended_at = now(),
+    UPDATE runs SET status = v.status, output = v.output::jsonb, error = v.error::jsonb,
+        ended_at = now(),
         updated_at = now(), lease_owner = NULL, lease_expires = NULL
     FROM v WHERE runs.id = v.run AND runs.lease_token = v.token
       AND runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
     RETURNING runs.id
 ), ev AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::bigint[])
-        AS ev(run, id, name, data, ts)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb)
+        AS ev(run text, id text, name text, data jsonb, ts bigint)
 )
 INSERT INTO events (id, name, data, ts)
 SELECT ev.id, ev.name, ev.data, ev.ts FROM ev JOIN ended ON ended.id = ev.run
@@ -244,15 +258,13 @@ class Finishes(GroupCommit):
         return str(params["run"])
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[Any, Any]:
-        from ferryman_worker.common import jsonutil
-
         events = [(p["run"], e) for p in batch for e in p["events"]]
         args = (
-            [p["run"] for p in batch], [p["token"] for p in batch],
-            [p["status"] for p in batch], [p["output"] for p in batch],
-            [p["error"] for p in batch],
-            [run for run, _ in events], [e.id for _, e in events], [e.name for _, e in events],
-            [jsonutil.dumps(e.data) for _, e in events], [e.ts for _, e in events],
+            recordset(batch, ("run", "token", "status", "output", "error")),
+            jsonutil.dumps(
+                [{"run": run, "id": e.id, "name": e.name, "data": e.data, "ts": e.ts}
+                 for run, e in events]
+            ),
         )  # fmt: skip
         async with self.pool.connection() as conn:
             cur = await conn.execute(_FINISH, args)

@@ -90,7 +90,8 @@ def parse_events(payload: Any, limits: EventLimits) -> list[Event]:
 
 _STORE = (
     'INSERT INTO events (id, name, data, ts, "user") '
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[], %s::jsonb[]) "
+    "SELECT * FROM jsonb_to_recordset(%s::jsonb) "
+    'AS v(id text, name text, data jsonb, ts bigint, "user" jsonb) '
     # A no-op update, so RETURNING also reports the events we already had.
     "ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id "
     "RETURNING id, received_at"
@@ -104,13 +105,15 @@ async def _insert(pool: AsyncConnectionPool, events: list[Event]) -> dict[str, d
     async with pool.connection() as conn:
         cur = await conn.execute(
             _STORE,
-            (
-                [e.id for e in events],
-                [e.name for e in events],
-                [jsonutil.dumps(e.data) for e in events],
-                [e.ts for e in events],
-                [None if e.user is None else jsonutil.dumps(e.user) for e in events],
-            ),
+            # one JSON parameter, not an array per column (see batching.recordset)
+            [
+                jsonutil.dumps(
+                    [
+                        {"id": e.id, "name": e.name, "data": e.data, "ts": e.ts, "user": e.user}
+                        for e in events
+                    ]
+                )
+            ],
         )
         return {row[0]: row[1] for row in await cur.fetchall()}
 
