@@ -47,7 +47,7 @@ FULL: dict[str, dict[str, Any]] = {
     },
     "g": {"clients": 64, "secs": 20},
     "h": {"secs": 600, "sleep": 0.5},
-    "i": {"runs": 1000, "steps": 10, "workers": [1, 2, 4]},
+    "i": {"runs": 5000, "steps": 10, "workers": [1, 2, 4]},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "a": {"steps": 100, "repeats": 1},
