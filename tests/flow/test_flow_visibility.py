@@ -58,6 +58,10 @@ async def test_held_runs_give_a_reason_and_skipped_events_their_rule(
     monkeypatch.setattr(cli, "_http", lambda method, url, **kw: body)
     cli.cmd_runs_show(argparse.Namespace(url="http://gw", run_id=held["run_id"], json=False))
     assert f"reason    {held['reason']}" in capsys.readouterr().out
+    ran = {**held, "status": "COMPLETED", "reason": None, "held_reason": held["reason"]}
+    body = {"data": ran}
+    cli.cmd_runs_show(argparse.Namespace(url="http://gw", run_id=held["run_id"], json=False))
+    assert f"waited    {held['reason']}" in capsys.readouterr().out
 
     rated = []
     for _ in range(2):

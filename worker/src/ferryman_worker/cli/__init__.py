@@ -126,6 +126,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     print(f"run       {run['run_id']}\nfunction  {run['function_id']}\nstatus    {run['status']}")
     if run.get("reason"):
         print(f"reason    {run['reason']}")
+    elif run.get("held_reason"):  # it ran, but flow control held it first
+        print(f"waited    {run['held_reason']}")
     print(
         f"event     {run['event_id']}\nstarted   {run['started_at']}\nended     {run['ended_at']}"
     )
