@@ -33,6 +33,7 @@ def _duration(value: Any, what: str) -> timedelta:
         raise ValueError(str(exc)) from None
 
 
+MAX_EVENT_NAME = 256
 _BAD_NAME_CHARS = re.compile(r"[\s*>]")
 
 
@@ -42,8 +43,8 @@ def check_event_name(name: str) -> str:
     later, inside the worker."""
     if not name:
         raise ValueError("an event name is required")
-    if len(name) > 256:
-        raise ValueError(f"event name is {len(name)} characters; the limit is 256")
+    if len(name) > MAX_EVENT_NAME:
+        raise ValueError(f"event name is {len(name)} characters; the limit is {MAX_EVENT_NAME}")
     if _BAD_NAME_CHARS.search(name):
         raise ValueError(
             f"event name {name!r} contains whitespace, '*' or '>'; "

@@ -8,7 +8,7 @@ consumer names.
 
 from __future__ import annotations
 
-import re
+from ferryman._config import check_event_name
 
 EVENTS_STREAM = "FERRYMAN_EVENTS"
 WORK_STREAM = "FERRYMAN_WORK"
@@ -18,33 +18,20 @@ EVENTS_PREFIX = "ferryman.events"
 WORK_PREFIX = "ferryman.work"
 TIMERS_PREFIX = "ferryman.timers"
 
-MAX_EVENT_NAME = 256
-_BAD_NAME_CHARS = re.compile(r"[\s*>]")
-
 
 class InvalidEventName(ValueError):
     """An event name that cannot be routed; the message says why and what to use."""
 
 
 def validate_event_name(name: object) -> str:
-    """Return ``name`` if it is a routable event name, else raise InvalidEventName."""
+    """Return ``name`` if it is a routable event name, else raise InvalidEventName. One
+    rule for the SDK (checked where a function is declared) and the gateway: the SDK's."""
     if not isinstance(name, str) or not name:
         raise InvalidEventName("event 'name' is required and must be a non-empty string")
-    if len(name) > MAX_EVENT_NAME:
-        raise InvalidEventName(
-            f"event name is {len(name)} characters; the limit is {MAX_EVENT_NAME}"
-        )
-    if _BAD_NAME_CHARS.search(name):
-        raise InvalidEventName(
-            f"event name {name!r} contains whitespace, '*' or '>'; "
-            "use letters, digits and . / - _ (for example 'booking.created')"
-        )
-    if name.startswith(".") or name.endswith(".") or ".." in name:
-        raise InvalidEventName(
-            f"event name {name!r} has an empty segment between dots; "
-            "write it like 'app/booking.created'"
-        )
-    return name
+    try:
+        return check_event_name(name)
+    except ValueError as exc:
+        raise InvalidEventName(str(exc)) from None
 
 
 def event_subject(name: str) -> str:
