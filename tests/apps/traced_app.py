@@ -59,3 +59,13 @@ async def refund(ctx: ferryman.Context) -> str:
         raise ValueError("refunds are closed")
 
     return await ctx.step.run("pay-back", pay_back)
+
+
+@fm.function(
+    id="limited",
+    trigger=ferryman.on_event("traced.limited"),
+    concurrency=[ferryman.Concurrency(limit=1, key="event.data.account")],
+)
+async def limited(ctx: ferryman.Context) -> str:
+    """Flow control: its events pass the admission stage, and keep their trace."""
+    return await ctx.step.run("book", lambda: "booked")

@@ -123,7 +123,7 @@ def traced_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
             assert receiver.poll() is None, (tmp_path / "jaeger.log").read_text()[-3000:]
             assert dev.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()[-3000:]
-            if "hosting 5 functions" in (tmp_path / "dev.log").read_text(errors="replace"):
+            if "hosting 6 functions" in (tmp_path / "dev.log").read_text(errors="replace"):
                 try:
                     get(f"{query}/api/services")
                     break
@@ -284,3 +284,18 @@ def test_fm_send_outside_a_worker_carries_the_callers_span(traced_dev: tuple[str
     spans = trace_spans(query, f"{context.trace_id:032x}", {"run traced-shipping", "step label"})
     [root] = named(spans, "run traced-shipping")
     assert parent(root) == f"{context.span_id:016x}"
+
+
+def test_a_flow_controlled_run_keeps_the_callers_trace(traced_dev: tuple[str, str]) -> None:
+    dev, query = traced_dev
+    trace, span = "5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8"
+    event = post(
+        f"{dev}/e/dev",
+        {"name": "traced.limited", "data": {"account": "acme"}},
+        {"traceparent": f"00-{trace}-{span}-01"},
+    )["ids"][0]
+    run_of(dev, event, "COMPLETED")
+    spans = trace_spans(query, trace, {"run traced-limited", "step book"})
+    [root] = named(spans, "run traced-limited")
+    assert parent(root) == span  # through the admission stage, the POST's span is the parent
+    assert parent(named(spans, "step book")[0]) == root["spanID"]

@@ -370,7 +370,8 @@ class Worker:
             await slots.give()
             return
         try:
-            arrival = await self.gate.arrive(fn, event)
+            traceparent = msg.headers.get(TRACEPARENT) if msg.headers else None
+            arrival = await self.gate.arrive(fn, event, traceparent)
         except Exception:
             log.exception("admission of event %s failed; it will be redelivered", event.id)
             await settle(msg, False, 1.0)

@@ -32,7 +32,9 @@ class Arrival:
     delayed: str | None = None  # the rule that made the run wait (throttle, debounce, batch)
 
 
-async def arrive(conn: Any, runs: RunStore, policy: FlowPolicy, event: Event) -> Arrival:
+async def arrive(
+    conn: Any, runs: RunStore, policy: FlowPolicy, event: Event, traceparent: str | None = None
+) -> Arrival:
     fn = policy.fn
     c = fn.config
     event_id = event.id or ""
@@ -82,11 +84,12 @@ async def arrive(conn: Any, runs: RunStore, policy: FlowPolicy, event: Event) ->
             out.delayed = throttling.RULE
     await conn.execute(
         "INSERT INTO runs (id, function_id, event_id, event_ids, status, flow_keys, "
-        "queued_at, not_before, reason, singleton_key) "
-        "VALUES (%s, %s, %s, ARRAY[%s], 'QUEUED', %s, %s, %s, %s, %s)",
+        "queued_at, not_before, reason, singleton_key, traceparent) "
+        "VALUES (%s, %s, %s, ARRAY[%s], 'QUEUED', %s, %s, %s, %s, %s, %s)",
         (
             run_id, fn.id, event_id, event_id, policy.concurrency_keys(event),
             now - _seconds(priority.seconds(policy, event)), not_before, reason, single_key,
+            traceparent,
         ),
     )  # fmt: skip
     await runs._insert_cancel_waits(

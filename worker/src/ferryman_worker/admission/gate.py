@@ -47,12 +47,12 @@ class Gate:
     def gates(self, function_id: str) -> bool:
         return function_id in self.policies
 
-    async def arrive(self, fn: Function, event: Event) -> Arrival:
+    async def arrive(self, fn: Function, event: Event, traceparent: str | None = None) -> Arrival:
         """Decide what ``event`` does for ``fn``; the caller admits ``run_id`` when
-        ``start_now``."""
+        ``start_now``. ``traceparent``: the event's trace, kept by the run it creates."""
         policy = self.policies[fn.id]
         async with self.pool.connection() as conn, conn.transaction():
-            arrival = await arriving.arrive(conn, self.runs, policy, event)
+            arrival = await arriving.arrive(conn, self.runs, policy, event, traceparent)
         if arrival.skipped:
             metrics.FLOW_SKIPPED.labels(fn.id, arrival.skipped).inc()
         if arrival.created:
