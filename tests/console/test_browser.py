@@ -20,9 +20,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 LIVE = 20_000  # ms the page may take to show a change without reloading
 
 
+# Playwright's default (5 s) is a laptop's; a CI machine running the suite beside other
+# jobs renders slower, and a too-short wait fails a console that works.
+SETTLE = 15_000  # ms
+
+
 def expect(target: Any) -> Any:
     from playwright.async_api import expect as _expect
 
+    _expect.set_options(timeout=SETTLE)
     return _expect(target)
 
 
